@@ -1,0 +1,93 @@
+//! Node configuration: built-in defaults, then `DATA_DIR/config.toml`, then environment variables
+//! and flags (the command line resolves those two, flags winning).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The default API port.
+pub const DEFAULT_PORT: u16 = 47478;
+
+/// The configuration file's name in the data dir.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// The resolved configuration of a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// Shown to peers and in the UI.
+    pub name: String,
+    pub listen: SocketAddr,
+    /// Interfaces (names or addresses) that discovery announces on; empty means every up,
+    /// multicast-capable interface with a private address.
+    pub discovery_interfaces: Vec<String>,
+    /// When set, every API request must carry `Authorization: Bearer KEY`.
+    #[serde(skip)]
+    pub api_key: Option<String>,
+}
+
+/// One layer of settings; `None` leaves the value of the layer below.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub name: Option<String>,
+    pub listen: Option<SocketAddr>,
+    pub discovery_interfaces: Option<Vec<String>>,
+    pub api_key: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub message: String,
+}
+
+impl Config {
+    /// Defaults, then `DATA_DIR/config.toml` (if present), then `overrides`.
+    pub fn load(data_dir: &Path, overrides: Settings) -> Result<Config, ConfigError> {
+        let file = data_dir.join(CONFIG_FILE);
+        let from_file = match std::fs::read_to_string(&file) {
+            Ok(text) => toml::from_str::<Settings>(&text)
+                .map_err(|e| ConfigError { file: file.clone(), message: e.to_string().trim_end().to_string() })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Settings::default(),
+            Err(e) => return Err(ConfigError { file, message: e.to_string() }),
+        };
+        Ok(Config::resolve(data_dir, from_file, overrides))
+    }
+
+    fn resolve(data_dir: &Path, file: Settings, over: Settings) -> Config {
+        Config {
+            data_dir: data_dir.to_path_buf(),
+            name: over.name.or(file.name).unwrap_or_else(crate::dirs::host_name),
+            listen: over.listen.or(file.listen).unwrap_or(SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))),
+            discovery_interfaces: over.discovery_interfaces.or(file.discovery_interfaces).unwrap_or_default(),
+            api_key: over.api_key.or(file.api_key).filter(|k| !k.is_empty()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), "name = \"from-file\"\nlisten = \"127.0.0.1:5000\"\n").unwrap();
+        let c = Config::load(dir.path(), Settings { name: Some("from-flag".into()), ..Default::default() }).unwrap();
+        assert_eq!(c.name, "from-flag", "a flag beats the file");
+        assert_eq!(c.listen, "127.0.0.1:5000".parse().unwrap(), "the file beats the default");
+        assert_eq!(c.api_key, None);
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_config_file_is_an_error_with_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), "nmae = \"typo\"\n").unwrap();
+        let err = Config::load(dir.path(), Settings::default()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("config.toml") && text.contains("nmae") && text.contains("line 1"), "{text}");
+    }
+}

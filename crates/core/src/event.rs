@@ -1,0 +1,32 @@
+//! Events: what the node tells its clients (the WebSocket, the desktop shell, tests) as it happens.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::manifest::ManifestError;
+use crate::model::Workspace;
+
+/// One event on the node's bus. Serialised with a `type` tag, e.g.
+/// `{"type": "workspace_changed", "workspace": {...}, "cause": "file"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A workspace was registered (created, added).
+    WorkspaceAdded { workspace: Workspace },
+    /// A workspace's manifest changed and is valid (this also clears an earlier problem).
+    WorkspaceChanged { workspace: Workspace, cause: ChangeCause },
+    /// A workspace was unregistered; its files are untouched.
+    WorkspaceRemoved { id: String, name: String },
+    /// The manifest on disk became invalid or unreadable; the last good manifest stays in effect.
+    ManifestInvalid { workspace_id: String, error: ManifestError },
+}
+
+/// Who changed a workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeCause {
+    /// Through the API (UI, CLI).
+    Api,
+    /// An edit of `aienv.toml` on disk (an editor, git checkout).
+    File,
+}

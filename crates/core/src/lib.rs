@@ -1,0 +1,19 @@
+//! aienv core: the data model (workspace > project > environment), the `aienv.toml` manifest, the
+//! registry of workspaces on disk, configuration, platform directories, file watching and the
+//! event types that every other part speaks.
+//!
+//! This crate does no networking and depends on no other aienv crate. Start reading at
+//! [`model`], then [`manifest`] (parse, validate, edit) and [`registry`] (what a node remembers).
+
+pub mod config;
+pub mod dirs;
+pub mod event;
+pub mod fsutil;
+pub mod manifest;
+pub mod model;
+pub mod registry;
+pub mod watch;
+
+pub use event::Event;
+pub use manifest::{ManifestError, MANIFEST_FILE};
+pub use model::*;

@@ -1,0 +1,234 @@
+//! Edits of a manifest that keep the user's comments and layout (`toml_edit`).
+//!
+//! An edit never writes anything by itself: the caller renders the document, and
+//! [`ManifestDoc::validated`] parses the result again with the same rules as a hand edit, so
+//! an edit can never produce a manifest that a hand edit could not.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, Value};
+
+use super::ManifestError;
+use crate::model::{Environment, Manifest, Project, Sharing};
+
+/// A manifest document being edited.
+#[derive(Debug, Clone)]
+pub struct ManifestDoc {
+    file: PathBuf,
+    doc: DocumentMut,
+}
+
+/// Why an edit could not be applied (before any validation).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EditError {
+    #[error("there is no {what} named {name:?} in this workspace")]
+    NotFound { what: &'static str, name: String },
+    #[error("this workspace already has a {what} named {name:?}")]
+    Exists { what: &'static str, name: String },
+}
+
+impl ManifestDoc {
+    pub fn parse(text: &str, file: &Path) -> Result<Self, ManifestError> {
+        let doc = text.parse::<DocumentMut>().map_err(|e| {
+            let at = e.span().map_or(0, |s| s.start);
+            ManifestError::at(file, text, at, e.message().trim_end().to_string())
+        })?;
+        Ok(ManifestDoc { file: file.to_path_buf(), doc })
+    }
+
+    /// The document as text, ready to be written.
+    pub fn render(&self) -> String {
+        self.doc.to_string()
+    }
+
+    /// Parses the edited text with the manifest rules.
+    pub fn validated(&self) -> Result<Manifest, ManifestError> {
+        super::parse(&self.render(), &self.file)
+    }
+
+    pub fn set_name(&mut self, name: &str) {
+        self.doc["workspace"]["name"] = toml_edit::value(name);
+    }
+
+    pub fn set_description(&mut self, description: Option<&str>) {
+        let ws = self.doc["workspace"].or_insert(toml_edit::table());
+        match description {
+            Some(d) => ws["description"] = toml_edit::value(d),
+            None => {
+                if let Some(t) = ws.as_table_like_mut() {
+                    t.remove("description");
+                }
+            }
+        }
+    }
+
+    pub fn set_sharing(&mut self, sharing: &Sharing) {
+        let table = self.doc["sharing"].or_insert(toml_edit::table());
+        let Some(table) = table.as_table_like_mut() else { return };
+        table.insert("enabled", toml_edit::value(sharing.enabled));
+        table.insert("access", toml_edit::value(serde_plain(&sharing.access)));
+        for (key, list) in [("exclude", &sharing.exclude), ("include", &sharing.include)] {
+            if list.is_empty() {
+                table.remove(key);
+            } else {
+                table.insert(key, toml_edit::value(list.iter().collect::<toml_edit::Array>()));
+            }
+        }
+    }
+
+    pub fn add_project(&mut self, project: &Project) -> Result<(), EditError> {
+        if self.project_index(&project.name).is_some() {
+            return Err(EditError::Exists { what: "project", name: project.name.clone() });
+        }
+        let projects = self.doc["project"].or_insert(Item::ArrayOfTables(ArrayOfTables::new()));
+        if let Some(array) = projects.as_array_of_tables_mut() {
+            array.push(to_table(project));
+        }
+        Ok(())
+    }
+
+    pub fn replace_project(&mut self, name: &str, project: &Project) -> Result<(), EditError> {
+        let i = self.project_index(name).ok_or_else(|| not_found("project", name))?;
+        if project.name != name && self.project_index(&project.name).is_some() {
+            return Err(EditError::Exists { what: "project", name: project.name.clone() });
+        }
+        if let Some(array) = self.doc["project"].as_array_of_tables_mut()
+            && let Some(table) = array.get_mut(i)
+        {
+            // Keep the comment above the table; replace its keys.
+            let decor = table.decor().clone();
+            *table = to_table(project);
+            *table.decor_mut() = decor;
+        }
+        Ok(())
+    }
+
+    pub fn remove_project(&mut self, name: &str) -> Result<(), EditError> {
+        let i = self.project_index(name).ok_or_else(|| not_found("project", name))?;
+        if let Some(array) = self.doc["project"].as_array_of_tables_mut() {
+            array.remove(i);
+            if array.is_empty() {
+                self.doc.remove("project");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn add_environment(&mut self, env: &Environment) -> Result<(), EditError> {
+        if self.environments().is_some_and(|t| t.contains_key(&env.name)) {
+            return Err(EditError::Exists { what: "environment", name: env.name.clone() });
+        }
+        self.insert_environment(env);
+        Ok(())
+    }
+
+    pub fn replace_environment(&mut self, name: &str, env: &Environment) -> Result<(), EditError> {
+        let Some(envs) = self.environments_mut().filter(|t| t.contains_key(name)) else {
+            return Err(not_found("environment", name));
+        };
+        if env.name != name && envs.contains_key(&env.name) {
+            return Err(EditError::Exists { what: "environment", name: env.name.clone() });
+        }
+        let decor = envs.get(name).and_then(Item::as_table).map(|t| t.decor().clone());
+        envs.remove(name);
+        self.insert_environment(env);
+        if let (Some(decor), Some(t)) = (decor, self.environments_mut().and_then(|e| e.get_mut(&env.name))) {
+            if let Some(t) = t.as_table_mut() {
+                *t.decor_mut() = decor;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn remove_environment(&mut self, name: &str) -> Result<(), EditError> {
+        let Some(envs) = self.environments_mut().filter(|t| t.contains_key(name)) else {
+            return Err(not_found("environment", name));
+        };
+        envs.remove(name);
+        if envs.is_empty() {
+            self.doc.remove("environment");
+        }
+        Ok(())
+    }
+
+    fn project_index(&self, name: &str) -> Option<usize> {
+        self.doc
+            .get("project")?
+            .as_array_of_tables()?
+            .iter()
+            .position(|t| t.get("name").and_then(Item::as_str) == Some(name))
+    }
+
+    fn environments(&self) -> Option<&Table> {
+        self.doc.get("environment")?.as_table()
+    }
+
+    fn environments_mut(&mut self) -> Option<&mut Table> {
+        self.doc.get_mut("environment")?.as_table_mut()
+    }
+
+    fn insert_environment(&mut self, env: &Environment) {
+        let mut table = to_table(env);
+        table.remove("name");
+        // JSON says `tools`; the manifest has one `[[environment.NAME.tool]]` table per tool.
+        if let Some(tools) = table.remove("tools") {
+            table.insert("tool", Item::ArrayOfTables(array_of_tables(tools)));
+        }
+        let envs = self.doc["environment"].or_insert({
+            let mut t = Table::new();
+            // `[environment]` itself has no keys: only its `[environment.NAME]` children show.
+            t.set_implicit(true);
+            Item::Table(t)
+        });
+        if let Some(envs) = envs.as_table_mut() {
+            envs.insert(&env.name, Item::Table(table));
+        }
+    }
+}
+
+fn not_found(what: &'static str, name: &str) -> EditError {
+    EditError::NotFound { what, name: name.to_string() }
+}
+
+/// A model value as a TOML table, with nested structs as inline tables (`git = { ... }`), the way
+/// people write small tables in a manifest.
+fn to_table<T: Serialize>(value: &T) -> Table {
+    // The model types serialise to a TOML table by construction; an error here is a bug.
+    let doc = toml_edit::ser::to_document(value).expect("model types serialise to TOML");
+    let mut table = doc.as_table().clone();
+    for (_, item) in table.iter_mut() {
+        if let Item::Table(t) = item {
+            *item = Item::Value(Value::InlineTable(t.clone().into_inline_table()));
+        }
+    }
+    table.set_implicit(false);
+    table.decor_mut().clear();
+    table
+}
+
+fn array_of_tables(item: Item) -> ArrayOfTables {
+    let mut out = ArrayOfTables::new();
+    let values: Vec<Value> = match item {
+        Item::Value(Value::Array(a)) => a.into_iter().collect(),
+        Item::ArrayOfTables(a) => return a,
+        _ => Vec::new(),
+    };
+    for v in values {
+        if let Value::InlineTable(t) = v {
+            let mut table = t.into_table();
+            for (_, item) in table.iter_mut() {
+                if let Item::Table(t) = item {
+                    *item = Item::Value(Value::InlineTable(t.clone().into_inline_table()));
+                }
+            }
+            out.push(table);
+        }
+    }
+    out
+}
+
+/// The serde name of a unit enum variant (`Access::Token` -> "token").
+fn serde_plain<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}

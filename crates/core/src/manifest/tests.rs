@@ -1,0 +1,297 @@
+//! Manifest parsing, validation and edits: what a user writing `aienv.toml` sees.
+
+use std::path::Path;
+
+use super::*;
+use crate::model::{Access, EnvKind, Environment, Project, Tool};
+
+const FULL: &str = r#"
+[workspace]
+name = "llm-finetune"
+description = "LoRA fine-tuning of a 7B model"
+
+[sharing]
+enabled = true
+access = "token"                 # open | token | approve
+exclude = [".venv/", "*.ckpt"]
+
+[[project]]
+name = "trainer"
+path = "trainer"
+git = { remote = "https://example.org/trainer.git", rev = "main" }
+
+[environment.notebook]
+kind = "process"
+projects = ["trainer"]
+python = { version = "3.11", requirements = "trainer/requirements.txt" }
+requires = { gpus = 1, vram_gb = 16, ram_gb = 32 }
+fallback = { when = "no-gpu", env = { CUDA_VISIBLE_DEVICES = "" } }
+
+[[environment.notebook.tool]]
+name = "JupyterLab"
+command = "jupyter lab --no-browser --port {port} --IdentityProvider.token={token}"
+url = "http://{host}:{port}/lab?token={token}"
+ready = { http = "/api/status" }
+
+[environment.serve]
+kind = "container"
+image = "vllm/vllm-openai:latest"
+ports = [8000]
+gpus = "all"
+
+[environment.sandbox]
+kind = "vm"
+disk = "images/ubuntu.qcow2"
+memory_gb = 8
+cpus = 4
+"#;
+
+fn file() -> &'static Path {
+    Path::new("/ws/aienv.toml")
+}
+
+fn err(text: &str) -> ManifestError {
+    parse(text, file()).expect_err("this manifest must be refused")
+}
+
+/// The line and column (1-based) of the first occurrence of `needle` in `text`.
+fn position_of(text: &str, needle: &str) -> (usize, usize) {
+    let at = text.find(needle).expect("needle in text");
+    let line = text[..at].matches('\n').count() + 1;
+    let col = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+#[test]
+fn the_architecture_example_parses_into_the_model() {
+    let m = parse(FULL, file()).unwrap();
+    assert_eq!(m.workspace.name, "llm-finetune");
+    assert!(m.sharing.enabled);
+    assert_eq!(m.sharing.access, Access::Token);
+    assert_eq!(m.sharing.exclude, [".venv/", "*.ckpt"]);
+    assert_eq!(m.projects.len(), 1);
+    assert_eq!(m.projects[0].git.as_ref().unwrap().rev.as_deref(), Some("main"));
+    let names: Vec<_> = m.environments.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["notebook", "sandbox", "serve"], "environments are listed by name");
+    let nb = m.environment("notebook").unwrap();
+    assert_eq!(nb.kind, EnvKind::Process);
+    assert_eq!(nb.requires.gpus, Some(1));
+    assert_eq!(nb.requires.vram_gb, Some(16.0));
+    assert_eq!(nb.tools[0].name, "JupyterLab");
+    assert_eq!(nb.tools[0].ready.as_ref().unwrap().http.as_deref(), Some("/api/status"));
+    assert_eq!(m.environment("serve").unwrap().ports, [8000]);
+    assert_eq!(m.environment("sandbox").unwrap().cpus, Some(4));
+}
+
+#[test]
+fn the_starter_manifest_parses_and_keeps_a_name_with_quotes() {
+    let text = starter_manifest("my \"odd\" ws", Some("first try"));
+    let err = parse(&text, file()).unwrap_err();
+    assert!(err.message.contains("invalid workspace name"), "names are checked: {err}");
+    let text = starter_manifest("demo", Some("a \"quoted\" description"));
+    let m = parse(&text, file()).unwrap();
+    assert_eq!(m.workspace.name, "demo");
+    assert_eq!(m.workspace.description.as_deref(), Some("a \"quoted\" description"));
+    assert!(!m.sharing.enabled, "a new workspace is not shared until the owner says so");
+    assert!(text.contains("# [environment.notebook]"), "the starter shows what can be added");
+}
+
+#[test]
+fn a_syntax_error_names_file_line_and_column() {
+    let text = "[workspace]\nname = \"x\"\ndescription = \"unterminated\n";
+    let e = err(text);
+    assert_eq!(e.file, file());
+    assert_eq!(e.line, 3, "{e}");
+    assert!(e.to_string().starts_with("/ws/aienv.toml:3:"), "{e}");
+}
+
+#[test]
+fn an_unknown_key_is_refused_at_its_position_with_the_keys_that_are_known() {
+    let text = "[workspace]\nname = \"x\"\n\n[environment.a]\nkind = \"process\"\nimgae = \"typo\"\n";
+    let e = err(text);
+    assert_eq!((e.line, e.column), position_of(text, "imgae"), "{e}");
+    assert!(e.message.contains("unknown field `imgae`") && e.message.contains("image"), "{e}");
+}
+
+#[test]
+fn an_unknown_kind_or_access_lists_the_choices() {
+    let e = err("[workspace]\nname = \"x\"\n[environment.a]\nkind = \"lambda\"\n");
+    assert_eq!(e.line, 4);
+    assert!(e.message.contains("process") && e.message.contains("container") && e.message.contains("vm"), "{e}");
+    let e = err("[workspace]\nname = \"x\"\n[sharing]\naccess = \"public\"\n");
+    assert!(e.message.contains("open") && e.message.contains("approve"), "{e}");
+}
+
+#[test]
+fn a_missing_workspace_table_or_name_is_explained() {
+    let e = err("[sharing]\nenabled = true\n");
+    assert!(e.message.contains("missing [workspace]"), "{e}");
+    let e = err("[workspace]\ndescription = \"no name\"\n");
+    assert!(e.message.contains("needs a `name`"), "{e}");
+}
+
+#[test]
+fn duplicate_names_are_refused_at_the_second_one() {
+    let text = "[workspace]\nname = \"x\"\n[[project]]\nname = \"a\"\n[[project]]\nname = \"a\"\n";
+    let e = err(text);
+    assert_eq!(e.line, 6, "points at the second project: {e}");
+    assert!(e.message.contains("two projects are named \"a\""), "{e}");
+
+    let text = "[workspace]\nname = \"x\"\n[environment.a]\nkind = \"process\"\n[environment.a]\nkind = \"vm\"\n";
+    let e = err(text);
+    assert_eq!(e.line, 5, "{e}");
+
+    let text = "[workspace]\nname = \"x\"\n[environment.a]\nkind = \"process\"\n[[environment.a.tool]]\nname = \"t\"\n[[environment.a.tool]]\nname = \"t\"\n";
+    let e = err(text);
+    assert!(e.message.contains("two tools named \"t\""), "{e}");
+}
+
+#[test]
+fn paths_that_escape_the_workspace_are_refused() {
+    for (path, why) in [("../elsewhere", "outside"), ("/etc", "absolute"), ("a/../../b", "outside")] {
+        let text = format!("[workspace]\nname = \"x\"\n[[project]]\nname = \"p\"\npath = \"{path}\"\n");
+        let e = err(&text);
+        assert_eq!((e.line, e.column), (5, 8), "{e}");
+        assert!(e.message.contains(why), "{path}: {e}");
+    }
+    // Going down and up again stays inside.
+    let ok = "[workspace]\nname = \"x\"\n[[project]]\nname = \"p\"\npath = \"a/../b\"\n";
+    parse(ok, file()).unwrap();
+
+    let text = "[workspace]\nname = \"x\"\n[environment.v]\nkind = \"vm\"\ndisk = \"../../disk.qcow2\"\n";
+    assert!(err(text).message.contains("outside"));
+    let text = "[workspace]\nname = \"x\"\n[sharing]\nexclude = [\"/home\"]\n";
+    assert!(err(text).message.contains("absolute"));
+    let text = "[workspace]\nname = \"x\"\n[environment.p]\nkind = \"process\"\npython = { requirements = \"../r.txt\" }\n";
+    assert!(err(text).message.contains("outside"));
+}
+
+#[test]
+fn references_to_unknown_projects_are_refused_with_the_known_ones() {
+    let text = "[workspace]\nname = \"x\"\n[[project]]\nname = \"trainer\"\n[environment.a]\nkind = \"process\"\nprojects = [\"trainr\"]\n";
+    let e = err(text);
+    assert_eq!((e.line, e.column), position_of(text, "\"trainr\""), "{e}");
+    assert!(e.message.contains("known projects: trainer"), "{e}");
+}
+
+#[test]
+fn keys_that_do_not_apply_to_the_kind_are_refused() {
+    let e = err("[workspace]\nname = \"x\"\n[environment.a]\nkind = \"process\"\nimage = \"ubuntu\"\n");
+    assert_eq!(e.line, 5);
+    assert!(e.message.contains("`image` applies only to container environments"), "{e}");
+    let e = err("[workspace]\nname = \"x\"\n[environment.a]\nkind = \"container\"\n");
+    assert!(e.message.contains("needs `image"), "{e}");
+    let e = err("[workspace]\nname = \"x\"\n[environment.a]\nkind = \"vm\"\n");
+    assert!(e.message.contains("needs `disk"), "{e}");
+    let e = err("[workspace]\nname = \"x\"\n[environment.a]\nkind = \"container\"\nimage = \"u\"\ngpus = \"some\"\n");
+    assert!(e.message.contains("\"all\" or a count"), "{e}");
+}
+
+#[test]
+fn invalid_names_and_numbers_are_refused() {
+    let e = err("[workspace]\nname = \"x\"\n[environment.\"has space\"]\nkind = \"process\"\n");
+    assert!(e.message.contains("invalid environment name"), "{e}");
+    let e = err("[workspace]\nname = \"\"\n");
+    assert!(e.message.contains("cannot be empty"), "{e}");
+    let e = err("[workspace]\nname = \"x\"\n[environment.a]\nkind = \"process\"\nrequires = { ram_gb = -1 }\n");
+    assert!(e.message.contains("ram_gb must be more than 0"), "{e}");
+    let e = err("[workspace]\nname = \"x\"\n[environment.a]\nkind = \"container\"\nimage = \"u\"\nports = [70000]\n");
+    assert_eq!(e.line, 6, "{e}");
+}
+
+#[test]
+fn tool_templates_may_only_use_known_placeholders_but_shell_variables_pass() {
+    let text = "[workspace]\nname = \"x\"\n[environment.a]\nkind = \"process\"\n[[environment.a.tool]]\nname = \"t\"\nurl = \"http://{hots}:{port}/\"\n";
+    let e = err(text);
+    assert!(e.message.contains("unknown placeholder {hots}") && e.message.contains("{host}"), "{e}");
+    assert_eq!(e.line, 7);
+    let ok = "[workspace]\nname = \"x\"\n[environment.a]\nkind = \"process\"\n[[environment.a.tool]]\nname = \"t\"\ncommand = \"serve --dir ${HOME} --cfg '{\\\"a\\\": 1}' --port {port}\"\n";
+    parse(ok, file()).unwrap();
+}
+
+#[test]
+fn a_huge_or_binary_file_is_refused_before_parsing() {
+    let big = "#".repeat(MAX_MANIFEST_BYTES + 1);
+    assert!(err(&big).message.contains("limit"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(MANIFEST_FILE), [0xff, 0xfe, 0x00]).unwrap();
+    let e = load(dir.path()).unwrap_err();
+    assert!(e.message.contains("not UTF-8"), "{e}");
+    let e = load(&dir.path().join("missing")).unwrap_err();
+    assert!(e.message.contains("no aienv.toml") && e.message.contains("aienv workspace create"), "{e}");
+}
+
+fn tool(name: &str) -> Tool {
+    Tool { name: name.into(), command: Some("run --port {port}".into()), port: None, url: None, ready: None }
+}
+
+fn process_env(name: &str) -> Environment {
+    Environment {
+        name: name.into(),
+        kind: EnvKind::Process,
+        description: None,
+        projects: vec!["trainer".into()],
+        env: [("OMP_NUM_THREADS".to_string(), "4".to_string())].into(),
+        requires: Default::default(),
+        fallback: None,
+        python: None,
+        command: None,
+        image: None,
+        ports: vec![],
+        gpus: None,
+        disk: None,
+        memory_gb: None,
+        cpus: None,
+        tools: vec![tool("board"), tool("lab")],
+    }
+}
+
+#[test]
+fn edits_keep_comments_and_round_trip_through_the_parser() {
+    let mut doc = ManifestDoc::parse(FULL, file()).unwrap();
+    doc.add_project(&Project {
+        name: "data".into(),
+        path: Some("datasets/main".into()),
+        description: None,
+        git: None,
+    })
+    .unwrap();
+    doc.add_environment(&process_env("train")).unwrap();
+    doc.set_description(Some("changed"));
+    let m = doc.validated().unwrap();
+    let text = doc.render();
+    assert!(text.contains("# open | token | approve"), "comments survive an edit:\n{text}");
+    assert!(text.contains("[[environment.train.tool]]"), "tools are written as tables:\n{text}");
+    assert_eq!(m.project("data").unwrap().dir(), "datasets/main");
+    assert_eq!(m.environment("train").unwrap(), &process_env("train"), "what was added is what is read back");
+    assert_eq!(m.workspace.description.as_deref(), Some("changed"));
+
+    let mut doc = ManifestDoc::parse(&text, file()).unwrap();
+    let mut renamed = process_env("train");
+    renamed.name = "fit".into();
+    renamed.tools.pop();
+    doc.replace_environment("train", &renamed).unwrap();
+    doc.remove_environment("sandbox").unwrap();
+    let m = doc.validated().unwrap();
+    assert!(m.environment("train").is_none() && m.environment("sandbox").is_none());
+    assert_eq!(m.environment("fit").unwrap().tools.len(), 1);
+}
+
+#[test]
+fn edits_that_break_the_rules_are_caught_before_writing() {
+    let mut doc = ManifestDoc::parse(FULL, file()).unwrap();
+    assert_eq!(
+        doc.add_environment(&process_env("notebook")).unwrap_err(),
+        edit::EditError::Exists { what: "environment", name: "notebook".into() }
+    );
+    assert!(matches!(doc.remove_project("nope"), Err(edit::EditError::NotFound { .. })));
+    // Removing a project an environment uses is an edit the validator refuses.
+    doc.remove_project("trainer").unwrap();
+    let e = doc.validated().unwrap_err();
+    assert!(e.message.contains("unknown project \"trainer\""), "{e}");
+    let mut doc = ManifestDoc::parse(FULL, file()).unwrap();
+    let mut bad = process_env("x");
+    bad.image = Some("ubuntu".into());
+    doc.add_environment(&bad).unwrap();
+    assert!(doc.validated().unwrap_err().message.contains("applies only to container"));
+}

@@ -1,0 +1,307 @@
+//! The rules serde cannot express: names, uniqueness, references between tables, paths that must
+//! stay inside the workspace, and which keys apply to which kind of environment.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path};
+
+use toml::Spanned;
+
+use super::ManifestError;
+use super::raw::{RawEnvironment, RawManifest, RawProject, RawTool};
+use crate::model::{EnvKind, Environment, Manifest, Project, Sharing, Tool, WorkspaceInfo};
+
+/// Placeholders a tool's command and URL may use; the runtime fills them in.
+pub const TOOL_PLACEHOLDERS: &[&str] = &["host", "port", "token", "workspace"];
+
+pub(super) fn validate(raw: RawManifest, text: &str, file: &Path) -> Result<Manifest, ManifestError> {
+    let v = Validator { text, file };
+    let Some(ws) = raw.workspace else {
+        return Err(v.at(0, "missing [workspace] table: add `[workspace]` with `name = \"...\"`".into()));
+    };
+    let ws_span = ws.span().start;
+    let ws = ws.into_inner();
+    let Some(name) = ws.name else {
+        return Err(v.at(ws_span, "[workspace] needs a `name`".into()));
+    };
+    v.name("workspace name", &name)?;
+
+    let sharing = match raw.sharing {
+        None => Sharing::default(),
+        Some(s) => {
+            for pattern in s.exclude.iter().chain(&s.include) {
+                v.relative_path("sharing pattern", pattern)?;
+            }
+            Sharing {
+                enabled: s.enabled,
+                access: s.access,
+                exclude: s.exclude.into_iter().map(Spanned::into_inner).collect(),
+                include: s.include.into_iter().map(Spanned::into_inner).collect(),
+            }
+        }
+    };
+
+    let mut projects = Vec::with_capacity(raw.project.len());
+    let mut project_names = BTreeSet::new();
+    for p in raw.project {
+        let at = p.get_ref().name.span().start;
+        let p = v.project(p)?;
+        if projects.iter().any(|q: &Project| q.name == p.name) {
+            return Err(v.at(at, format!("two projects are named {:?}; project names must be unique", p.name)));
+        }
+        projects.push(p);
+    }
+    for p in &projects {
+        project_names.insert(p.name.as_str());
+    }
+
+    let mut environments = Vec::with_capacity(raw.environment.len());
+    for (name, env) in raw.environment {
+        environments.push(v.environment(name, env, &project_names)?);
+    }
+
+    Ok(Manifest {
+        workspace: WorkspaceInfo { name: name.into_inner(), description: ws.description },
+        sharing,
+        projects,
+        environments,
+    })
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    file: &'a Path,
+}
+
+impl Validator<'_> {
+    fn at(&self, at: usize, message: String) -> ManifestError {
+        ManifestError::at(self.file, self.text, at, message)
+    }
+
+    /// Names are used in URLs, paths and commands: keep them to a safe, portable set.
+    fn name(&self, what: &str, name: &Spanned<String>) -> Result<(), ManifestError> {
+        match name_problem(name.get_ref()) {
+            None => Ok(()),
+            Some(why) => Err(self.at(name.span().start, format!("invalid {what} {:?}: {why}", name.get_ref()))),
+        }
+    }
+
+    /// A path relative to the workspace root that does not climb out of it.
+    fn relative_path(&self, what: &str, path: &Spanned<String>) -> Result<(), ManifestError> {
+        match path_problem(path.get_ref()) {
+            None => Ok(()),
+            Some(why) => Err(self.at(path.span().start, format!("{what} {:?} {why}", path.get_ref()))),
+        }
+    }
+
+    fn project(&self, p: Spanned<RawProject>) -> Result<Project, ManifestError> {
+        let p = p.into_inner();
+        self.name("project name", &p.name)?;
+        if let Some(path) = &p.path {
+            self.relative_path("project path", path)?;
+        }
+        Ok(Project {
+            name: p.name.into_inner(),
+            path: p.path.map(Spanned::into_inner),
+            description: p.description,
+            git: p.git,
+        })
+    }
+
+    fn environment(
+        &self,
+        name: String,
+        env: Spanned<RawEnvironment>,
+        projects: &BTreeSet<&str>,
+    ) -> Result<Environment, ManifestError> {
+        let at = env.span().start;
+        if let Some(why) = name_problem(&name) {
+            return Err(self.at(at, format!("invalid environment name {name:?}: {why}")));
+        }
+        let e = env.into_inner();
+        let ctx = format!("environment '{name}'");
+        for p in &e.projects {
+            if !projects.contains(p.get_ref().as_str()) {
+                let known = if projects.is_empty() {
+                    "this manifest declares no [[project]]".to_string()
+                } else {
+                    format!("known projects: {}", projects.iter().copied().collect::<Vec<_>>().join(", "))
+                };
+                return Err(self.at(p.span().start, format!("{ctx} uses unknown project {:?} ({known})", p.get_ref())));
+            }
+        }
+        // Which keys make sense for which kind: a key that would be silently ignored is an error.
+        self.only_for(&ctx, e.kind, "python", e.python.as_ref().map(|s| s.span().start), &[EnvKind::Process])?;
+        self.only_for(&ctx, e.kind, "image", e.image.as_ref().map(|s| s.span().start), &[EnvKind::Container])?;
+        self.only_for(&ctx, e.kind, "gpus", e.gpus.as_ref().map(|s| s.span().start), &[EnvKind::Container])?;
+        self.only_for(&ctx, e.kind, "disk", e.disk.as_ref().map(|s| s.span().start), &[EnvKind::Vm])?;
+        let limits = [EnvKind::Container, EnvKind::Vm];
+        self.only_for(&ctx, e.kind, "ports", e.ports.as_ref().map(|s| s.span().start), &limits)?;
+        self.only_for(&ctx, e.kind, "memory_gb", e.memory_gb.as_ref().map(|s| s.span().start), &limits)?;
+        self.only_for(&ctx, e.kind, "cpus", e.cpus.as_ref().map(|s| s.span().start), &limits)?;
+        match e.kind {
+            EnvKind::Container if e.image.is_none() => {
+                return Err(self.at(at, format!("{ctx} is a container and needs `image = \"...\"`")));
+            }
+            EnvKind::Vm if e.disk.is_none() => {
+                return Err(self.at(at, format!("{ctx} is a vm and needs `disk = \"path/to/image.qcow2\"`")));
+            }
+            _ => {}
+        }
+        if let Some(python) = &e.python {
+            for file in [&python.get_ref().requirements, &python.get_ref().lock].into_iter().flatten() {
+                if let Some(why) = path_problem(file) {
+                    return Err(self.at(python.span().start, format!("{ctx}: python file {file:?} {why}")));
+                }
+            }
+        }
+        if let Some(disk) = &e.disk {
+            self.relative_path(&format!("{ctx}: disk"), disk)?;
+        }
+        if let Some(gpus) = &e.gpus
+            && gpus.get_ref() != "all"
+            && gpus.get_ref().parse::<u32>().is_err()
+        {
+            return Err(self.at(gpus.span().start, format!("{ctx}: gpus must be \"all\" or a count such as \"1\"")));
+        }
+        if let Some(m) = &e.memory_gb
+            && !(*m.get_ref() > 0.0)
+        {
+            return Err(self.at(m.span().start, format!("{ctx}: memory_gb must be more than 0")));
+        }
+        if let Some(r) = &e.requires {
+            let req = r.get_ref();
+            let sizes = [("ram_gb", req.ram_gb), ("vram_gb", req.vram_gb), ("disk_gb", req.disk_gb)];
+            if let Some((key, _)) = sizes.iter().find(|(_, v)| v.is_some_and(|v| !(v > 0.0))) {
+                return Err(self.at(r.span().start, format!("{ctx}: requires.{key} must be more than 0")));
+            }
+        }
+        let mut tools = Vec::with_capacity(e.tool.len());
+        let mut tool_names = BTreeSet::new();
+        for t in e.tool {
+            let at = t.span().start;
+            let tool = self.tool(&ctx, t.into_inner())?;
+            if !tool_names.insert(tool.name.clone()) {
+                return Err(self.at(at, format!("{ctx} has two tools named {:?}; tool names must be unique", tool.name)));
+            }
+            tools.push(tool);
+        }
+        Ok(Environment {
+            name,
+            kind: e.kind,
+            description: e.description,
+            projects: e.projects.into_iter().map(Spanned::into_inner).collect(),
+            env: e.env,
+            requires: e.requires.map(Spanned::into_inner).unwrap_or_default(),
+            fallback: e.fallback,
+            python: e.python.map(Spanned::into_inner),
+            command: e.command,
+            image: e.image.map(Spanned::into_inner),
+            ports: e.ports.map(Spanned::into_inner).unwrap_or_default(),
+            gpus: e.gpus.map(Spanned::into_inner),
+            disk: e.disk.map(Spanned::into_inner),
+            memory_gb: e.memory_gb.map(Spanned::into_inner),
+            cpus: e.cpus.map(Spanned::into_inner),
+            tools,
+        })
+    }
+
+    fn only_for(
+        &self,
+        ctx: &str,
+        kind: EnvKind,
+        key: &str,
+        at: Option<usize>,
+        kinds: &[EnvKind],
+    ) -> Result<(), ManifestError> {
+        match at {
+            Some(at) if !kinds.contains(&kind) => {
+                let allowed = kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(" and ");
+                Err(self.at(
+                    at,
+                    format!("{ctx} is a {} environment; `{key}` applies only to {allowed} environments", kind.as_str()),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn tool(&self, ctx: &str, t: RawTool) -> Result<Tool, ManifestError> {
+        if t.name.get_ref().trim().is_empty() {
+            return Err(self.at(t.name.span().start, format!("{ctx}: a tool needs a non-empty name")));
+        }
+        for template in [&t.command, &t.url].into_iter().flatten() {
+            if let Some(unknown) = unknown_placeholder(template.get_ref()) {
+                return Err(self.at(
+                    template.span().start,
+                    format!(
+                        "{ctx}, tool {:?}: unknown placeholder {{{unknown}}}; known: {}",
+                        t.name.get_ref(),
+                        TOOL_PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(Tool {
+            name: t.name.into_inner(),
+            command: t.command.map(Spanned::into_inner),
+            port: t.port,
+            url: t.url.map(Spanned::into_inner),
+            ready: t.ready,
+        })
+    }
+}
+
+/// Why `name` is not a valid name, if it is not.
+pub(crate) fn name_problem(name: &str) -> Option<&'static str> {
+    let mut chars = name.chars();
+    match chars.next() {
+        None => Some("a name cannot be empty"),
+        _ if name.len() > 64 => Some("a name has at most 64 characters"),
+        Some(c) if !c.is_ascii_alphanumeric() => Some("a name starts with a letter or digit"),
+        _ if !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) => {
+            Some("use letters, digits, '-', '_' and '.' only")
+        }
+        _ => None,
+    }
+}
+
+/// Why `path` may not be used as a path inside the workspace, if it may not.
+pub(crate) fn path_problem(path: &str) -> Option<&'static str> {
+    let p = Path::new(path);
+    if path.is_empty() {
+        return Some("is empty");
+    }
+    let mut depth = 0i32;
+    for c in p.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir => return Some("is absolute; use a path relative to the workspace"),
+            Component::ParentDir => {
+                depth -= 1;
+                if depth < 0 {
+                    return Some("leads outside the workspace; keep it inside the workspace folder");
+                }
+            }
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+        }
+    }
+    None
+}
+
+/// The first `{name}` in `template` that is not a known placeholder. Only `{identifier}` counts:
+/// shell variables (`${HOME}`) and JSON (`{"a": 1}`) in a command are left alone.
+fn unknown_placeholder(template: &str) -> Option<&str> {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let shell = rest[..open].ends_with('$');
+        let after = &rest[open + 1..];
+        let close = after.find('}')?;
+        let name = &after[..close];
+        let ident = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if ident && !shell && !TOOL_PLACEHOLDERS.contains(&name) {
+            return Some(name);
+        }
+        rest = &after[close + 1..];
+    }
+    None
+}

@@ -1,0 +1,316 @@
+//! The data model: a workspace holds projects and the environments they run in.
+//!
+//! These types are what the rest of the program (and the API's JSON) sees. They are built from a
+//! validated `aienv.toml` (see [`crate::manifest`]); a `Project` or `Environment` serialises to
+//! the same keys it has in the manifest, except that an environment's tools are `tools` in JSON and
+//! `[[environment.NAME.tool]]` tables in TOML.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::manifest::ManifestError;
+
+/// A registered workspace as the node knows it: where it lives, and its manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Workspace {
+    /// Stable id given when the workspace was registered on this node.
+    pub id: String,
+    /// Absolute path of the workspace folder.
+    #[schema(value_type = String)]
+    pub path: PathBuf,
+    /// The name from the manifest (or the folder name while no valid manifest was ever read).
+    pub name: String,
+    /// The last manifest that parsed and validated. An invalid edit leaves this as it was.
+    pub manifest: Option<Manifest>,
+    /// Why the manifest on disk is not in effect right now (an invalid edit, a deleted file).
+    pub problem: Option<ManifestError>,
+}
+
+/// One line of `GET /workspaces`: enough to list and pick, without every environment in full.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WorkspaceSummary {
+    pub id: String,
+    #[schema(value_type = String)]
+    pub path: PathBuf,
+    pub name: String,
+    pub description: Option<String>,
+    pub shared: bool,
+    pub projects: Vec<String>,
+    pub environments: Vec<String>,
+    /// The current problem with the manifest on disk, if any.
+    pub problem: Option<ManifestError>,
+}
+
+impl Workspace {
+    pub fn summary(&self) -> WorkspaceSummary {
+        let m = self.manifest.as_ref();
+        WorkspaceSummary {
+            id: self.id.clone(),
+            path: self.path.clone(),
+            name: self.name.clone(),
+            description: m.and_then(|m| m.workspace.description.clone()),
+            shared: m.is_some_and(|m| m.sharing.enabled),
+            projects: m.map(|m| m.projects.iter().map(|p| p.name.clone()).collect()).unwrap_or_default(),
+            environments: m
+                .map(|m| m.environments.iter().map(|e| e.name.clone()).collect())
+                .unwrap_or_default(),
+            problem: self.problem.clone(),
+        }
+    }
+}
+
+/// A validated `aienv.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Manifest {
+    pub workspace: WorkspaceInfo,
+    pub sharing: Sharing,
+    pub projects: Vec<Project>,
+    /// Sorted by name.
+    pub environments: Vec<Environment>,
+}
+
+impl Manifest {
+    pub fn project(&self, name: &str) -> Option<&Project> {
+        self.projects.iter().find(|p| p.name == name)
+    }
+    pub fn environment(&self, name: &str) -> Option<&Environment> {
+        self.environments.iter().find(|e| e.name == name)
+    }
+}
+
+/// The `[workspace]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceInfo {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// The `[sharing]` table: whether and how peers may see and clone this workspace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sharing {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub access: Access,
+    /// Patterns (gitignore style, relative to the workspace) that never leave this machine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// Patterns that are shared even though a default exclusion (secrets, caches) matches them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+}
+
+impl Default for Sharing {
+    fn default() -> Self {
+        Sharing { enabled: false, access: Access::Token, exclude: Vec::new(), include: Vec::new() }
+    }
+}
+
+/// Who may clone a shared workspace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Any peer on the LAN.
+    Open,
+    /// Peers that present a token the owner created.
+    #[default]
+    Token,
+    /// The owner approves each request.
+    Approve,
+}
+
+/// A folder of the workspace (a `[[project]]` table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Project {
+    pub name: String,
+    /// Folder relative to the workspace root; defaults to the project's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitRef>,
+}
+
+impl Project {
+    /// The folder relative to the workspace root.
+    pub fn dir(&self) -> &str {
+        self.path.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// The git remote and revision a project tracks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GitRef {
+    pub remote: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rev: Option<String>,
+}
+
+/// How an environment runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvKind {
+    /// A command tree on this machine.
+    Process,
+    /// A container (Docker Engine API or Podman).
+    Container,
+    /// A virtual machine (QEMU).
+    Vm,
+}
+
+impl EnvKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvKind::Process => "process",
+            EnvKind::Container => "container",
+            EnvKind::Vm => "vm",
+        }
+    }
+}
+
+/// An `[environment.NAME]` table: how projects run, what that needs, and the tools it offers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// The table's key in the manifest.
+    pub name: String,
+    pub kind: EnvKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Names of the projects this environment uses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub projects: Vec<String>,
+    /// Environment variables set for everything the environment starts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Requirements::is_empty")]
+    pub requires: Requirements,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
+    /// process: the Python environment to set up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<PythonSetup>,
+    /// process: the main command; container: overrides the image's command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// container: the image to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// container, vm: ports to publish (on 127.0.0.1 unless shared).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
+    /// container: which GPUs to pass through: "all" or a count such as "1".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<String>,
+    /// vm: the disk image, relative to the workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<String>,
+    /// container, vm: memory limit or size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_gb: Option<f64>,
+    /// container, vm: CPU limit or count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    /// The tools the environment offers (`[[environment.NAME.tool]]` in the manifest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Tool>,
+}
+
+/// What an environment needs from the machine it runs on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Requirements {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ram_gb: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
+    /// Memory per GPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vram_gb: Option<f64>,
+    /// Minimum CUDA version, e.g. "12.1".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cuda: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_gb: Option<f64>,
+}
+
+impl Requirements {
+    pub fn is_empty(&self) -> bool {
+        *self == Requirements::default()
+    }
+}
+
+/// What changes when the machine lacks something the environment asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fallback {
+    pub when: FallbackWhen,
+    /// Variables set (or overridden) when the fallback applies.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FallbackWhen {
+    /// The machine has fewer GPUs (or less VRAM) than `requires` asks for.
+    NoGpu,
+}
+
+/// How a process environment's Python is set up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PythonSetup {
+    /// Wanted interpreter version, e.g. "3.11".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// A requirements file relative to the workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirements: Option<String>,
+    /// A lock file relative to the workspace (e.g. `uv.lock`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+}
+
+/// Something an environment offers a user: JupyterLab, TensorBoard, an inference endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tool {
+    pub name: String,
+    /// Command that starts the tool; may use `{port}`, `{token}`, `{host}`, `{workspace}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Fixed port; when absent and the command or URL uses `{port}`, a free one is picked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Link handed to the user; the same placeholders as `command`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<Readiness>,
+}
+
+/// How to tell that a tool is up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Readiness {
+    /// An HTTP path that answers 2xx once the tool is ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    /// A line the tool prints when it is ready (substring match).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<u32>,
+}
