@@ -1,1 +1,79 @@
-fn main(){}
+//! `aienv`: the command line of AI Environment Manager.
+//!
+//! `aienv serve` runs a headless node (the engine plus its API and web UI). Every other command
+//! is a client of a running node over its HTTP API (`--node URL`, `AIENV_NODE`, or the node
+//! recorded in the data dir), so the CLI never does an operation differently from the UI.
+//! Exit status: 0 on success, 1 on a failure the message explains, 2 on wrong usage.
+
+mod client;
+mod commands;
+mod output;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "aienv", version, about = "AI Environment Manager: keep, share and run AI environments across the machines of a LAN")]
+struct Cli {
+    /// The node's data dir (registry, config, node.json).
+    #[arg(long, global = true, env = "AIENV_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// URL of the node client commands talk to (default: the one recorded in the data dir).
+    #[arg(long, global = true, env = "AIENV_NODE", value_name = "URL")]
+    node: Option<String>,
+    /// API key: `serve` requires it from clients; client commands send it.
+    #[arg(long, global = true, env = "AIENV_API_KEY", value_name = "KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a headless node: the API, the event stream and the web UI.
+    Serve(serve::ServeArgs),
+    /// Create, register, list, show, edit and forget workspaces.
+    #[command(subcommand, alias = "ws")]
+    Workspace(commands::workspace::WorkspaceCmd),
+    /// List, add, edit and remove the projects of a workspace.
+    #[command(subcommand)]
+    Project(commands::project::ProjectCmd),
+    /// List, show, add and remove the environments of a workspace.
+    #[command(subcommand)]
+    Env(commands::env::EnvCmd),
+    /// Follow the node's events (one JSON object a line) until interrupted.
+    Events,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args, cli.data_dir, cli.api_key).await,
+            command => {
+                let client = client::Client::new(cli.node, cli.data_dir, cli.api_key, cli.json)?;
+                match command {
+                    Command::Workspace(cmd) => cmd.run(&client).await,
+                    Command::Project(cmd) => cmd.run(&client).await,
+                    Command::Env(cmd) => cmd.run(&client).await,
+                    Command::Events => commands::events::follow(&client).await,
+                    Command::Serve(_) => unreachable!("handled above"),
+                }
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,1 +1,151 @@
-//! placeholder
+//! aienv node: the one `Node` that owns a machine's parts (the workspace registry, the manifest
+//! watcher, and, as they land, discovery, sharing and the runtime) and the flows that cross them.
+//!
+//! `Node` is a cheap-to-clone handle. Every front end (the REST API, the WebSocket, the desktop
+//! shell, the CLI through the API) calls the same methods here; none re-implements an operation.
+//! Everything that happens is published on one broadcast bus of [`aienv_core::Event`]s
+//! ([`Node::subscribe`]).
+//!
+//! Depends on `aienv-core` only. Start reading at [`Node::start`], then `workspaces.rs` (the
+//! registry operations), `items.rs` (projects and environments) and `reload.rs` (hand edits).
+
+mod datadir;
+mod error;
+mod items;
+mod reload;
+mod workspaces;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use aienv_core::config::Config;
+use aienv_core::watch::ManifestWatcher;
+use aienv_core::{Event, Workspace};
+use tokio::sync::broadcast;
+
+pub use datadir::{NODE_FILE, NodeRecord, read_record};
+pub use error::{NodeError, Result};
+pub use workspaces::{NewWorkspace, WorkspacePatch};
+
+/// How many events a slow subscriber may fall behind before it is told it lagged.
+const EVENT_BUFFER: usize = 1024;
+
+/// The aienv engine of one machine. Clone it freely: clones share everything.
+#[derive(Clone, Debug)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    data_dir: datadir::DataDir,
+    events: broadcast::Sender<Event>,
+    /// Registered workspaces by id. Readers take the read lock briefly and clone what they need.
+    workspaces: RwLock<BTreeMap<String, Workspace>>,
+    /// Serialises every change (API edits and reloads of hand edits) so that manifest writes,
+    /// state updates and registry saves happen in one order.
+    writes: Mutex<()>,
+    /// `None` when the OS refused a watcher (e.g. out of inotify instances): hand edits are then
+    /// picked up only at the next start, which the log says.
+    watcher: Mutex<Option<ManifestWatcher>>,
+    started: Instant,
+}
+
+/// Facts about the node for health checks and the UI.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct NodeInfo {
+    pub name: String,
+    pub version: String,
+    pub uptime_s: u64,
+    pub workspaces: usize,
+}
+
+impl Node {
+    /// Opens the data dir, loads the registry and every manifest, and starts watching them.
+    /// Must be called inside a tokio runtime (the watcher's reload task runs on it).
+    pub fn start(config: Config) -> Result<Node> {
+        let started = Instant::now();
+        let data_dir = datadir::DataDir::open(&config.data_dir)?;
+        let loaded = aienv_core::registry::load(data_dir.path())?;
+        if let Some(warning) = &loaded.warning {
+            tracing::warn!("{warning}");
+        }
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let node = Node {
+            inner: Arc::new(Inner {
+                config,
+                data_dir,
+                events,
+                workspaces: RwLock::new(BTreeMap::new()),
+                writes: Mutex::new(()),
+                watcher: Mutex::new(None),
+                started,
+            }),
+        };
+        node.start_watcher();
+        node.load_workspaces(loaded.entries);
+        tracing::debug!(elapsed = ?started.elapsed(), "node loaded");
+        Ok(node)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn info(&self) -> NodeInfo {
+        NodeInfo {
+            name: self.inner.config.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_s: self.inner.started.elapsed().as_secs(),
+            workspaces: read(&self.inner.workspaces).len(),
+        }
+    }
+
+    /// A receiver of every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Records the address the API listens on in `DATA_DIR/node.json`, for client commands.
+    pub fn publish_address(&self, url: &str) -> Result<()> {
+        self.inner.data_dir.write_record(&NodeRecord {
+            url: url.to_string(),
+            pid: std::process::id(),
+            name: self.inner.config.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        })
+    }
+
+    /// Stops watching and withdraws `node.json`. Runs (later issues) are not stopped: they
+    /// outlive the node by design.
+    pub fn shutdown(&self) {
+        lock(&self.inner.watcher).take();
+        self.inner.data_dir.remove_record();
+    }
+
+    fn emit(&self, event: Event) {
+        // No subscriber is not an error: events are for whoever listens.
+        let _ = self.inner.events.send(event);
+    }
+
+    fn write_guard(&self) -> MutexGuard<'_, ()> {
+        lock(&self.inner.writes)
+    }
+}
+
+/// How long the watcher waits for a burst of file events (one editor save is several) to settle.
+const SETTLE: Duration = Duration::from_millis(60);
+
+// A panic while holding a lock leaves plain data behind, still consistent for our uses (every
+// update replaces whole values): keep serving rather than poisoning the whole node.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -7,7 +7,7 @@
 //! comments and layout survive, and are parsed again before they are written: an edit can never
 //! leave an invalid manifest on disk.
 
-mod edit;
+pub mod edit;
 mod error;
 mod raw;
 mod starter;

@@ -1,0 +1,138 @@
+//! The API's one error shape, `{ "error": { "code": "...", "message": "..." } }`, and the JSON
+//! body extractor that reports malformed requests in that shape.
+
+use aienv_node::NodeError;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use utoipa::ToSchema;
+
+/// An error as every endpoint returns it. The UI switches on `code`; `message` is for people.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `not_found`, `invalid_manifest`, `payload_too_large`.
+    pub code: String,
+    /// What happened and what to do, in a sentence.
+    pub message: String,
+    /// For `invalid_manifest`: where the problem is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<aienv_core::ManifestError>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub location: Option<aienv_core::ManifestError>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiError { status, code: code.to_string(), message: message.into(), location: None }
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        let status = match &e {
+            NodeError::NotFound(_) => StatusCode::NOT_FOUND,
+            NodeError::Ambiguous(_) | NodeError::Exists(_) => StatusCode::CONFLICT,
+            NodeError::InvalidManifest(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            NodeError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            NodeError::DataDir(_) | NodeError::Registry(_) | NodeError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let location = match &e {
+            NodeError::InvalidManifest(m) => Some(m.clone()),
+            _ => None,
+        };
+        if status.is_server_error() {
+            tracing::error!("{e}");
+        }
+        ApiError { status, code: e.code().to_string(), message: e.to_string(), location }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, location: self.location } };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// `axum::Json`, but a bad body answers in the API's error shape: 400 for broken JSON, 422 for
+/// JSON of the wrong shape (unknown or missing fields), 413 past the size limit, 415 without
+/// `Content-Type: application/json`.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Body(v)),
+            Err(rejection) => Err(rejected(&rejection)),
+        }
+    }
+}
+
+fn rejected(r: &JsonRejection) -> ApiError {
+    let status = r.status();
+    let code = code_for(status);
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => format!("the request body is too large (limit {} bytes)", crate::MAX_BODY_BYTES),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "send the body as JSON with `Content-Type: application/json`".to_string(),
+        _ => r.body_text(),
+    };
+    ApiError::new(status, code, message)
+}
+
+/// The code for an error that has no more specific one.
+pub fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "invalid_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
+        _ if status.is_server_error() => "internal",
+        _ => "error",
+    }
+}
+
+/// Gives errors that did not come from our handlers (timeouts, body limits, wrong methods,
+/// axum's own extractor rejections) the API's error shape, so a client handles one format only.
+pub async fn shape_bare_errors(req: Request, next: axum::middleware::Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    let json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || json {
+        return res;
+    }
+    let text = axum::body::to_bytes(res.into_body(), 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let message = match status {
+        StatusCode::REQUEST_TIMEOUT => "the request took too long and was cut off; try again".to_string(),
+        StatusCode::METHOD_NOT_ALLOWED => "this path does not take that method (see /api/v1/openapi.json)".to_string(),
+        StatusCode::PAYLOAD_TOO_LARGE => format!("the request body is too large (limit {} bytes)", crate::MAX_BODY_BYTES),
+        _ if !text.is_empty() => text,
+        _ => status.canonical_reason().unwrap_or("error").to_string(),
+    };
+    ApiError::new(status, code_for(status), message).into_response()
+}

@@ -1,0 +1,88 @@
+//! Who may talk to the node: only loopback and private or link-local addresses (the node is a
+//! LAN tool), and, when an API key is configured, only requests that carry it.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+
+/// Paths that answer without a key: health checks must work before a client has one.
+const OPEN_PATHS: &[&str] = &["/api/v1/health"];
+
+/// Refuses requests from outside the LAN. Requests that did not come over a socket (in-process
+/// callers such as the desktop shell, router tests) carry no address and pass.
+pub async fn lan_only(req: Request, next: Next) -> Response {
+    if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>()
+        && !is_lan(addr.ip())
+    {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_lan",
+            format!("this node answers only its own machine and the local network; {} is outside it", addr.ip()),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Checks `Authorization: Bearer KEY` (or `?access_token=KEY`, for browsers' WebSockets, which
+/// cannot set headers) when the node has an API key.
+pub async fn api_key(State(key): State<Option<std::sync::Arc<str>>>, req: Request, next: Next) -> Response {
+    let Some(key) = key else { return next.run(req).await };
+    if OPEN_PATHS.contains(&req.uri().path()) || !req.uri().path().starts_with("/api/") {
+        return next.run(req).await;
+    }
+    let header = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let query = req.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")));
+    match header.or(query) {
+        Some(given) if constant_time_eq(given.as_bytes(), key.as_bytes()) => next.run(req).await,
+        Some(_) => unauthorized("the API key is wrong; use the key this node was started with (--api-key or AIENV_API_KEY)"),
+        None => unauthorized("this node requires an API key: send `Authorization: Bearer KEY` (the CLI reads --api-key or AIENV_API_KEY)"),
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response()
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal the key.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Loopback, private (RFC 1918, IPv6 unique-local) and link-local addresses.
+pub fn is_lan(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_lan(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                v6.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lan_addresses_pass_and_public_ones_do_not() {
+        for ok in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.10", "169.254.3.4", "::1", "fe80::1", "fd00::5", "::ffff:192.168.0.1"] {
+            assert!(is_lan(ok.parse().unwrap()), "{ok} is on the LAN");
+        }
+        for no in ["8.8.8.8", "172.32.0.1", "2001:db8::1", "::ffff:1.1.1.1"] {
+            assert!(!is_lan(no.parse().unwrap()), "{no} is not on the LAN");
+        }
+    }
+}

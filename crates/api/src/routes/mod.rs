@@ -1,0 +1,35 @@
+//! The routes, one file per resource.
+
+mod events;
+mod health;
+mod items;
+pub(crate) mod ui;
+mod workspaces;
+
+use aienv_node::Node;
+use axum::http::{StatusCode, Uri};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiError;
+
+pub(crate) fn api() -> OpenApiRouter<Node> {
+    OpenApiRouter::new()
+        .routes(routes!(health::health))
+        .routes(routes!(workspaces::list, workspaces::create))
+        .routes(routes!(workspaces::show, workspaces::update, workspaces::remove))
+        .routes(routes!(workspaces::manifest, workspaces::replace_manifest))
+        .routes(routes!(items::list_projects, items::add_project))
+        .routes(routes!(items::show_project, items::replace_project, items::remove_project))
+        .routes(routes!(items::list_environments, items::add_environment))
+        .routes(routes!(items::show_environment, items::replace_environment, items::remove_environment))
+        .routes(routes!(events::events))
+}
+
+pub(crate) async fn not_found(uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no such path {}; the API is described at /api/v1/openapi.json", uri.path()),
+    )
+}

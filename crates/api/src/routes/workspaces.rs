@@ -1,0 +1,79 @@
+//! Workspaces: list, register (create or add), show, edit, forget; and the manifest as text.
+
+use aienv_core::{Workspace, WorkspaceSummary};
+use aienv_node::{NewWorkspace, Node, WorkspacePatch};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+
+use crate::error::{ApiError, Body, ErrorBody};
+use crate::blocking;
+
+/// Every registered workspace, by name.
+#[utoipa::path(get, path = "/workspaces", tag = "workspaces", responses((status = 200, body = [WorkspaceSummary])))]
+pub async fn list(State(node): State<Node>) -> Json<Vec<WorkspaceSummary>> {
+    Json(node.workspaces())
+}
+
+/// Creates a workspace (`create: true` writes a starter manifest) or registers a folder that
+/// has an `aienv.toml`.
+#[utoipa::path(post, path = "/workspaces", tag = "workspaces", request_body = NewWorkspace, responses(
+    (status = 201, body = Workspace),
+    (status = 409, description = "already registered, or an aienv.toml exists", body = ErrorBody),
+    (status = 422, description = "the folder's manifest is invalid", body = ErrorBody),
+))]
+pub async fn create(State(node): State<Node>, Body(req): Body<NewWorkspace>) -> Result<impl IntoResponse, ApiError> {
+    let ws = blocking(move || node.create_workspace(req)).await?;
+    Ok((StatusCode::CREATED, Json(ws)))
+}
+
+/// One workspace by id (or by name, when unique), with its manifest and any current problem.
+#[utoipa::path(get, path = "/workspaces/{id}", tag = "workspaces",
+    params(("id" = String, Path, description = "workspace id or unique name")),
+    responses((status = 200, body = Workspace), (status = 404, body = ErrorBody)))]
+pub async fn show(State(node): State<Node>, Path(id): Path<String>) -> Result<Json<Workspace>, ApiError> {
+    Ok(Json(node.workspace(&id)?))
+}
+
+/// Changes the workspace's name, description or sharing settings (an edit of its manifest).
+#[utoipa::path(patch, path = "/workspaces/{id}", tag = "workspaces", request_body = WorkspacePatch,
+    params(("id" = String, Path, description = "workspace id or unique name")),
+    responses((status = 200, body = Workspace), (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    Body(patch): Body<WorkspacePatch>,
+) -> Result<Json<Workspace>, ApiError> {
+    Ok(Json(blocking(move || node.update_workspace(&id, patch)).await?))
+}
+
+/// Forgets the workspace. Its folder and files stay where they are.
+#[utoipa::path(delete, path = "/workspaces/{id}", tag = "workspaces",
+    params(("id" = String, Path, description = "workspace id or unique name")),
+    responses((status = 200, description = "the workspace that was forgotten", body = Workspace), (status = 404, body = ErrorBody)))]
+pub async fn remove(State(node): State<Node>, Path(id): Path<String>) -> Result<Json<Workspace>, ApiError> {
+    Ok(Json(blocking(move || node.remove_workspace(&id)).await?))
+}
+
+/// The manifest as it is on disk (TOML text).
+#[utoipa::path(get, path = "/workspaces/{id}/manifest", tag = "workspaces",
+    params(("id" = String, Path, description = "workspace id or unique name")),
+    responses((status = 200, content_type = "application/toml", body = String)))]
+pub async fn manifest(State(node): State<Node>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let text = blocking(move || node.manifest_text(&id)).await?;
+    Ok(([(header::CONTENT_TYPE, "application/toml; charset=utf-8")], text))
+}
+
+/// Replaces the manifest text. Invalid text is refused with its line and column; nothing is written.
+#[utoipa::path(put, path = "/workspaces/{id}/manifest", tag = "workspaces",
+    params(("id" = String, Path, description = "workspace id or unique name")),
+    request_body(content = String, content_type = "application/toml"),
+    responses((status = 200, body = Workspace), (status = 422, body = ErrorBody)))]
+pub async fn replace_manifest(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    text: String,
+) -> Result<Json<Workspace>, ApiError> {
+    Ok(Json(blocking(move || node.replace_manifest(&id, &text)).await?))
+}

@@ -1,0 +1,147 @@
+//! `aienv workspace ...`
+
+use std::path::PathBuf;
+
+use aienv_core::{Access, Sharing, Workspace, WorkspaceSummary};
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::client::{Client, seg};
+use crate::output::{list_or_dash, table};
+
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCmd {
+    /// Create a workspace: the folder (if needed) and a commented starter aienv.toml.
+    Create {
+        path: PathBuf,
+        /// Defaults to the folder name.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Register a folder that already has an aienv.toml.
+    Add { path: PathBuf },
+    /// List registered workspaces.
+    #[command(alias = "ls")]
+    List,
+    /// Show a workspace: its projects, environments and any problem with its manifest.
+    Show { workspace: String },
+    /// Change a workspace's name, description or sharing.
+    Edit {
+        workspace: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// An empty string removes it.
+        #[arg(long)]
+        description: Option<String>,
+        /// Share with peers on the LAN (true/false).
+        #[arg(long)]
+        share: Option<bool>,
+        #[arg(long, value_parser = ["open", "token", "approve"])]
+        access: Option<String>,
+    },
+    /// Forget a workspace (its files stay where they are).
+    #[command(alias = "rm")]
+    Remove { workspace: String },
+}
+
+impl WorkspaceCmd {
+    pub async fn run(self, c: &Client) -> anyhow::Result<()> {
+        match self {
+            WorkspaceCmd::Create { path, name, description } => {
+                let body = json!({ "path": super::absolute(&path)?, "create": true, "name": name, "description": description });
+                let ws: Workspace = c.send(Method::POST, "/workspaces", Some(&body)).await?;
+                c.print(&ws, |ws| {
+                    println!("created workspace {:?} ({}) in {}", ws.name, ws.id, ws.path.display());
+                    println!("edit {} to add projects and environments", ws.path.join(aienv_core::MANIFEST_FILE).display());
+                });
+            }
+            WorkspaceCmd::Add { path } => {
+                let body = json!({ "path": super::absolute(&path)? });
+                let ws: Workspace = c.send(Method::POST, "/workspaces", Some(&body)).await?;
+                c.print(&ws, |ws| println!("registered workspace {:?} ({}) at {}", ws.name, ws.id, ws.path.display()));
+            }
+            WorkspaceCmd::List => {
+                let list: Vec<WorkspaceSummary> = c.get("/workspaces").await?;
+                c.print(&list, |list| {
+                    if list.is_empty() {
+                        println!("no workspaces yet: `aienv workspace create DIR` makes one, `aienv workspace add DIR` registers an existing one");
+                        return;
+                    }
+                    let rows: Vec<Vec<String>> = list
+                        .iter()
+                        .map(|w| {
+                            vec![
+                                w.name.clone(),
+                                w.id.clone(),
+                                list_or_dash(&w.environments),
+                                if w.shared { "yes" } else { "no" }.into(),
+                                w.path.display().to_string(),
+                                w.problem.as_ref().map_or_else(String::new, |p| format!("! {}", p.message)),
+                            ]
+                        })
+                        .collect();
+                    table(&["NAME", "ID", "ENVIRONMENTS", "SHARED", "PATH", ""], &rows);
+                });
+            }
+            WorkspaceCmd::Show { workspace } => {
+                let ws: Workspace = c.get(&format!("/workspaces/{}", seg(&workspace))).await?;
+                c.print(&ws, print_workspace);
+            }
+            WorkspaceCmd::Edit { workspace, name, description, share, access } => {
+                let sharing = if share.is_some() || access.is_some() {
+                    let current: Workspace = c.get(&format!("/workspaces/{}", seg(&workspace))).await?;
+                    let mut s = current.manifest.map(|m| m.sharing).unwrap_or_default();
+                    if let Some(on) = share {
+                        s.enabled = on;
+                    }
+                    if let Some(a) = access {
+                        s.access = serde_json::from_value::<Access>(json!(a))?;
+                    }
+                    Some(s)
+                } else {
+                    None::<Sharing>
+                };
+                let body = json!({ "name": name, "description": description, "sharing": sharing });
+                let ws: Workspace = c.send(Method::PATCH, &format!("/workspaces/{}", seg(&workspace)), Some(&body)).await?;
+                c.print(&ws, |ws| println!("updated workspace {:?} ({})", ws.name, ws.id));
+            }
+            WorkspaceCmd::Remove { workspace } => {
+                let ws: Workspace = c.send(Method::DELETE, &format!("/workspaces/{}", seg(&workspace)), None::<&()>).await?;
+                c.print(&ws, |ws| {
+                    println!("forgot workspace {:?} ({}); its files are still in {}", ws.name, ws.id, ws.path.display())
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn print_workspace(ws: &Workspace) {
+    println!("{} ({})", ws.name, ws.id);
+    println!("  path: {}", ws.path.display());
+    if let Some(p) = &ws.problem {
+        println!("  problem: {p}");
+        if ws.manifest.is_some() {
+            println!("  (the last valid manifest below stays in effect until the file is fixed)");
+        }
+    }
+    let Some(m) = &ws.manifest else { return };
+    if let Some(d) = &m.workspace.description {
+        println!("  description: {d}");
+    }
+    let access = serde_json::to_value(m.sharing.access).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    println!("  shared: {}", if m.sharing.enabled { format!("yes ({access})") } else { "no".into() });
+    println!("  projects:{}", if m.projects.is_empty() { " none" } else { "" });
+    for p in &m.projects {
+        let git = p.git.as_ref().map_or(String::new(), |g| format!("  git {}{}", g.remote, g.rev.as_ref().map_or(String::new(), |r| format!(" @ {r}"))));
+        println!("    {}  ({}/){git}", p.name, p.dir());
+    }
+    println!("  environments:{}", if m.environments.is_empty() { " none" } else { "" });
+    for e in &m.environments {
+        let tools: Vec<String> = e.tools.iter().map(|t| t.name.clone()).collect();
+        println!("    {}  {}  tools: {}", e.name, e.kind.as_str(), list_or_dash(&tools));
+    }
+}

@@ -1,0 +1,100 @@
+//! `aienv serve`: a headless node.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use aienv_core::config::{Config, Settings};
+use aienv_node::Node;
+use anyhow::{Context, anyhow};
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port of the API and web UI; port 0 picks a free one (written to DIR/node.json).
+    #[arg(long, env = "AIENV_LISTEN", value_name = "ADDR:PORT")]
+    listen: Option<SocketAddr>,
+    /// Interface (name or address) that discovery announces on; repeatable. Default: every up,
+    /// multicast-capable interface with a private address.
+    #[arg(long = "discovery-interface", env = "AIENV_DISCOVERY_INTERFACE", value_name = "ADDR_OR_NAME", value_delimiter = ',')]
+    discovery_interfaces: Vec<String>,
+    /// Name shown to peers and in the UI (default: the host name).
+    #[arg(long, env = "AIENV_NAME")]
+    name: Option<String>,
+}
+
+pub async fn run(args: ServeArgs, data_dir: Option<PathBuf>, api_key: Option<String>) -> anyhow::Result<()> {
+    init_logging();
+    let data_dir = data_dir
+        .or_else(aienv_core::dirs::default_data_dir)
+        .ok_or_else(|| anyhow!("this system has no home folder to keep data in; pass --data-dir DIR"))?;
+    let settings = Settings {
+        name: args.name,
+        listen: args.listen,
+        discovery_interfaces: (!args.discovery_interfaces.is_empty()).then_some(args.discovery_interfaces),
+        api_key,
+    };
+    let config = Config::load(&data_dir, settings)?;
+    let listen = config.listen;
+    let node = Node::start(config)?;
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            node.shutdown();
+            return Err(anyhow!(
+                "cannot listen on {listen}: the port is already in use (another aienv node?); \
+                 pick another with --listen HOST:PORT (port 0 picks a free one)"
+            ));
+        }
+        Err(e) => {
+            node.shutdown();
+            return Err(e).with_context(|| format!("cannot listen on {listen}"));
+        }
+    };
+    let local = listener.local_addr()?;
+    let url = local_url(local);
+    node.publish_address(&url)?;
+    tracing::info!(
+        "aienv node {:?} listening on {url} (bound to {local}; data dir {}; {} workspaces)",
+        node.config().name,
+        data_dir.display(),
+        node.info().workspaces
+    );
+    let served = aienv_api::serve(listener, node.clone(), shutdown_signal()).await;
+    node.shutdown();
+    tracing::info!("aienv node stopped");
+    served.context("the API server failed")
+}
+
+/// The URL a client on this machine uses: a wildcard bind is reached through loopback.
+fn local_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => "[::1]".to_string(),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{ip}:{}", addr.port())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIENV_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_writer(std::io::stderr).with_target(false).init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
