@@ -48,13 +48,20 @@ impl ManifestDoc {
     }
 
     pub fn set_name(&mut self, name: &str) {
-        self.doc["workspace"]["name"] = toml_edit::value(name);
+        let ws = self.doc["workspace"].or_insert(toml_edit::table());
+        if let Some(t) = ws.as_table_like_mut() {
+            set_keeping_comment(t, "name", name.into());
+        }
     }
 
     pub fn set_description(&mut self, description: Option<&str>) {
         let ws = self.doc["workspace"].or_insert(toml_edit::table());
         match description {
-            Some(d) => ws["description"] = toml_edit::value(d),
+            Some(d) => {
+                if let Some(t) = ws.as_table_like_mut() {
+                    set_keeping_comment(t, "description", d.into());
+                }
+            }
             None => {
                 if let Some(t) = ws.as_table_like_mut() {
                     t.remove("description");
@@ -66,13 +73,12 @@ impl ManifestDoc {
     pub fn set_sharing(&mut self, sharing: &Sharing) {
         let table = self.doc["sharing"].or_insert(toml_edit::table());
         let Some(table) = table.as_table_like_mut() else { return };
-        table.insert("enabled", toml_edit::value(sharing.enabled));
-        table.insert("access", toml_edit::value(serde_plain(&sharing.access)));
+        set_keeping_comment(table, "enabled", sharing.enabled.into());
+        set_keeping_comment(table, "access", serde_plain(&sharing.access).into());
         for (key, list) in [("exclude", &sharing.exclude), ("include", &sharing.include)] {
-            if list.is_empty() {
-                table.remove(key);
-            } else {
-                table.insert(key, toml_edit::value(list.iter().collect::<toml_edit::Array>()));
+            // An empty list the user wrote (with its comment) stays; we do not add empty ones.
+            if !list.is_empty() || table.contains_key(key) {
+                set_keeping_comment(table, key, list.iter().collect::<toml_edit::Array>().into());
             }
         }
     }
@@ -185,6 +191,16 @@ impl ManifestDoc {
             envs.insert(&env.name, Item::Table(table));
         }
     }
+}
+
+/// Sets `key` to `value`, keeping the spacing and the end-of-line comment of the old value.
+fn set_keeping_comment(table: &mut dyn toml_edit::TableLike, key: &str, mut value: Value) {
+    if let Some(old) = table.get(key).and_then(Item::as_value) {
+        *value.decor_mut() = old.decor().clone();
+    } else {
+        value.decor_mut().set_prefix(" ");
+    }
+    table.insert(key, Item::Value(value));
 }
 
 fn not_found(what: &'static str, name: &str) -> EditError {
