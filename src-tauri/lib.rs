@@ -12,7 +12,8 @@ use tauri::{WebviewUrl, WebviewWindowBuilder};
 
 /// Starts the app; returns when the last window closes.
 pub fn run() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AIENV_LOG").unwrap_or_else(|_| "info".into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("AIENV_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().with_env_filter(filter).init();
     tauri::Builder::default()
         .setup(|app| {
@@ -36,7 +37,10 @@ async fn start_node() -> anyhow::Result<String> {
         .or_else(aienv_core::dirs::default_data_dir)
         .context("no data dir: set AIENV_DATA_DIR")?;
     // The window is the only client: loopback only, any free port.
-    let settings = Settings { listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))), ..Settings::default() };
+    let settings = Settings {
+        listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..Settings::default()
+    };
     let config = Config::load(&data_dir, settings)?;
     let node = aienv_node::Node::start(config)?;
     let listener = tokio::net::TcpListener::bind(node.config().listen).await?;

@@ -37,7 +37,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        ApiError { status, code: code.to_string(), message: message.into(), location: None }
+        ApiError {
+            status,
+            code: code.to_string(),
+            message: message.into(),
+            location: None,
+        }
     }
 }
 
@@ -48,7 +53,9 @@ impl From<NodeError> for ApiError {
             NodeError::Ambiguous(_) | NodeError::Exists(_) => StatusCode::CONFLICT,
             NodeError::InvalidManifest(_) => StatusCode::UNPROCESSABLE_ENTITY,
             NodeError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            NodeError::DataDir(_) | NodeError::Registry(_) | NodeError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            NodeError::DataDir(_) | NodeError::Registry(_) | NodeError::Io { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         let location = match &e {
             NodeError::InvalidManifest(m) => Some(m.clone()),
@@ -57,13 +64,24 @@ impl From<NodeError> for ApiError {
         if status.is_server_error() {
             tracing::error!("{e}");
         }
-        ApiError { status, code: e.code().to_string(), message: e.to_string(), location }
+        ApiError {
+            status,
+            code: e.code().to_string(),
+            message: e.to_string(),
+            location,
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, location: self.location } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                location: self.location,
+            },
+        };
         (self.status, axum::Json(body)).into_response()
     }
 }
@@ -89,8 +107,13 @@ fn rejected(r: &JsonRejection) -> ApiError {
     let status = r.status();
     let code = code_for(status);
     let message = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => format!("the request body is too large (limit {} bytes)", crate::MAX_BODY_BYTES),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "send the body as JSON with `Content-Type: application/json`".to_string(),
+        StatusCode::PAYLOAD_TOO_LARGE => format!(
+            "the request body is too large (limit {} bytes)",
+            crate::MAX_BODY_BYTES
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            "send the body as JSON with `Content-Type: application/json`".to_string()
+        }
         _ => r.body_text(),
     };
     ApiError::new(status, code, message)
@@ -125,12 +148,21 @@ pub async fn shape_bare_errors(req: Request, next: axum::middleware::Next) -> Re
     if !(status.is_client_error() || status.is_server_error()) || json {
         return res;
     }
-    let text = axum::body::to_bytes(res.into_body(), 4096).await.unwrap_or_default();
+    let text = axum::body::to_bytes(res.into_body(), 4096)
+        .await
+        .unwrap_or_default();
     let text = String::from_utf8_lossy(&text).trim().to_string();
     let message = match status {
-        StatusCode::REQUEST_TIMEOUT => "the request took too long and was cut off; try again".to_string(),
-        StatusCode::METHOD_NOT_ALLOWED => "this path does not take that method (see /api/v1/openapi.json)".to_string(),
-        StatusCode::PAYLOAD_TOO_LARGE => format!("the request body is too large (limit {} bytes)", crate::MAX_BODY_BYTES),
+        StatusCode::REQUEST_TIMEOUT => {
+            "the request took too long and was cut off; try again".to_string()
+        }
+        StatusCode::METHOD_NOT_ALLOWED => {
+            "this path does not take that method (see /api/v1/openapi.json)".to_string()
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => format!(
+            "the request body is too large (limit {} bytes)",
+            crate::MAX_BODY_BYTES
+        ),
         _ if !text.is_empty() => text,
         _ => status.canonical_reason().unwrap_or("error").to_string(),
     };

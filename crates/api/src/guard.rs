@@ -22,7 +22,10 @@ pub async fn lan_only(req: Request, next: Next) -> Response {
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "not_lan",
-            format!("this node answers only its own machine and the local network; {} is outside it", addr.ip()),
+            format!(
+                "this node answers only its own machine and the local network; {} is outside it",
+                addr.ip()
+            ),
         )
         .into_response();
     }
@@ -31,8 +34,14 @@ pub async fn lan_only(req: Request, next: Next) -> Response {
 
 /// Checks `Authorization: Bearer KEY` (or `?access_token=KEY`, for browsers' WebSockets, which
 /// cannot set headers) when the node has an API key.
-pub async fn api_key(State(key): State<Option<std::sync::Arc<str>>>, req: Request, next: Next) -> Response {
-    let Some(key) = key else { return next.run(req).await };
+pub async fn api_key(
+    State(key): State<Option<std::sync::Arc<str>>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(key) = key else {
+        return next.run(req).await;
+    };
     if OPEN_PATHS.contains(&req.uri().path()) || !req.uri().path().starts_with("/api/") {
         return next.run(req).await;
     }
@@ -41,11 +50,18 @@ pub async fn api_key(State(key): State<Option<std::sync::Arc<str>>>, req: Reques
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let query = req.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")));
+    let query = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")));
     match header.or(query) {
         Some(given) if constant_time_eq(given.as_bytes(), key.as_bytes()) => next.run(req).await,
-        Some(_) => unauthorized("the API key is wrong; use the key this node was started with (--api-key or AIENV_API_KEY)"),
-        None => unauthorized("this node requires an API key: send `Authorization: Bearer KEY` (the CLI reads --api-key or AIENV_API_KEY)"),
+        Some(_) => unauthorized(
+            "the API key is wrong; use the key this node was started with (--api-key or AIENV_API_KEY)",
+        ),
+        None => unauthorized(
+            "this node requires an API key: send `Authorization: Bearer KEY` (the CLI reads --api-key or AIENV_API_KEY)",
+        ),
     }
 }
 
@@ -78,7 +94,17 @@ mod tests {
 
     #[test]
     fn lan_addresses_pass_and_public_ones_do_not() {
-        for ok in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.10", "169.254.3.4", "::1", "fe80::1", "fd00::5", "::ffff:192.168.0.1"] {
+        for ok in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.10",
+            "169.254.3.4",
+            "::1",
+            "fe80::1",
+            "fd00::5",
+            "::ffff:192.168.0.1",
+        ] {
             assert!(is_lan(ok.parse().unwrap()), "{ok} is on the LAN");
         }
         for no in ["8.8.8.8", "172.32.0.1", "2001:db8::1", "::ffff:1.1.1.1"] {

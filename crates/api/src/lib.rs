@@ -34,7 +34,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "aienv", description = "AI Environment Manager node API. Errors are `{ \"error\": { \"code\", \"message\" } }`."),
+    info(
+        title = "aienv",
+        description = "AI Environment Manager node API. Errors are `{ \"error\": { \"code\", \"message\" } }`."
+    ),
     components(schemas(aienv_core::Event, ErrorBody))
 )]
 struct ApiDoc;
@@ -56,7 +59,10 @@ pub fn router(node: Node) -> Router {
         .merge(routes::ui::router())
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn(error::shape_bare_errors))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(key, guard::api_key))
         .layer(axum::middleware::from_fn(guard::lan_only))
@@ -78,7 +84,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(node).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Runs a node operation that touches the disk on the blocking pool.

@@ -18,9 +18,17 @@ struct Fixture {
 
 fn fixture_with(key: Option<&str>) -> Fixture {
     let data = tempfile::tempdir().unwrap();
-    let settings = Settings { name: Some("test-node".into()), api_key: key.map(str::to_string), ..Default::default() };
+    let settings = Settings {
+        name: Some("test-node".into()),
+        api_key: key.map(str::to_string),
+        ..Default::default()
+    };
     let node = Node::start(Config::load(data.path(), settings).unwrap()).unwrap();
-    Fixture { node, _data: data, root: tempfile::tempdir().unwrap() }
+    Fixture {
+        node,
+        _data: data,
+        root: tempfile::tempdir().unwrap(),
+    }
 }
 
 fn fixture() -> Fixture {
@@ -43,14 +51,23 @@ impl Fixture {
     async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
         let res = crate::router(self.node.clone()).oneshot(req).await.unwrap();
         let status = res.status();
-        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
-        let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
         (status, value)
     }
 
     async fn create(&self, name: &str) -> Value {
         let path = self.root.path().join(name);
-        let (status, ws) = self.call(Method::POST, "/api/v1/workspaces", Some(json!({"path": path, "create": true}))).await;
+        let (status, ws) = self
+            .call(
+                Method::POST,
+                "/api/v1/workspaces",
+                Some(json!({"path": path, "create": true})),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{ws}");
         ws
     }
@@ -59,7 +76,13 @@ impl Fixture {
 fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str) {
     assert_eq!(got.0, status, "{}", got.1);
     assert_eq!(got.1["error"]["code"], code, "{}", got.1);
-    assert!(got.1["error"]["message"].as_str().is_some_and(|m| m.len() > 10), "a message a person can read: {}", got.1);
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.len() > 10),
+        "a message a person can read: {}",
+        got.1
+    );
 }
 
 #[tokio::test]
@@ -82,49 +105,110 @@ async fn workspaces_projects_and_environments_round_trip() {
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["id"], id);
 
-    let project = json!({"name": "trainer", "git": {"remote": "https://example.org/t.git", "rev": "main"}});
-    let (status, _) = f.call(Method::POST, &format!("/api/v1/workspaces/{id}/projects"), Some(project)).await;
+    let project =
+        json!({"name": "trainer", "git": {"remote": "https://example.org/t.git", "rev": "main"}});
+    let (status, _) = f
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{id}/projects"),
+            Some(project),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
-    assert!(f.root.path().join("alpha/trainer").is_dir(), "adding a project creates its folder");
+    assert!(
+        f.root.path().join("alpha/trainer").is_dir(),
+        "adding a project creates its folder"
+    );
 
     let env = json!({
         "name": "notebook", "kind": "process", "projects": ["trainer"],
         "requires": {"gpus": 1, "vram_gb": 16.0},
         "tools": [{"name": "JupyterLab", "command": "jupyter lab --port {port}", "url": "http://{host}:{port}/lab"}]
     });
-    let (status, _) = f.call(Method::POST, "/api/v1/workspaces/alpha/environments", Some(env)).await;
+    let (status, _) = f
+        .call(
+            Method::POST,
+            "/api/v1/workspaces/alpha/environments",
+            Some(env),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, got) = f.call(Method::GET, "/api/v1/workspaces/alpha/environments/notebook", None).await;
+    let (status, got) = f
+        .call(
+            Method::GET,
+            "/api/v1/workspaces/alpha/environments/notebook",
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(got["tools"][0]["name"], "JupyterLab");
     assert_eq!(got["requires"]["gpus"], 1);
 
     // Rename through PUT, then the manifest on disk says so, comments included.
     let renamed = json!({"name": "lab", "kind": "process", "projects": ["trainer"]});
-    let (status, _) = f.call(Method::PUT, "/api/v1/workspaces/alpha/environments/notebook", Some(renamed)).await;
+    let (status, _) = f
+        .call(
+            Method::PUT,
+            "/api/v1/workspaces/alpha/environments/notebook",
+            Some(renamed),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let text = std::fs::read_to_string(f.root.path().join("alpha/aienv.toml")).unwrap();
-    assert!(text.contains("\n[environment.lab]") && !text.contains("\n[environment.notebook]"), "{text}");
-    assert!(text.contains("# open | token | approve"), "the starter's comments survive edits");
+    assert!(
+        text.contains("\n[environment.lab]") && !text.contains("\n[environment.notebook]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# open | token | approve"),
+        "the starter's comments survive edits"
+    );
 
     let (status, ws) = f
-        .call(Method::PATCH, "/api/v1/workspaces/alpha", Some(json!({"description": "d", "sharing": {"enabled": true, "access": "open"}})))
+        .call(
+            Method::PATCH,
+            "/api/v1/workspaces/alpha",
+            Some(json!({"description": "d", "sharing": {"enabled": true, "access": "open"}})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{ws}");
     assert_eq!(ws["manifest"]["sharing"]["access"], "open");
     assert_eq!(ws["manifest"]["workspace"]["description"], "d");
     let text = std::fs::read_to_string(f.root.path().join("alpha/aienv.toml")).unwrap();
-    assert!(text.contains("access = \"open\"   # open | token | approve"), "a changed value keeps its comment:\n{text}");
+    assert!(
+        text.contains("access = \"open\"   # open | token | approve"),
+        "a changed value keeps its comment:\n{text}"
+    );
 
-    let (status, _) = f.call(Method::DELETE, "/api/v1/workspaces/alpha/environments/lab", None).await;
+    let (status, _) = f
+        .call(
+            Method::DELETE,
+            "/api/v1/workspaces/alpha/environments/lab",
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = f.call(Method::DELETE, "/api/v1/workspaces/alpha/projects/trainer", None).await;
+    let (status, _) = f
+        .call(
+            Method::DELETE,
+            "/api/v1/workspaces/alpha/projects/trainer",
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(f.root.path().join("alpha/trainer").is_dir(), "removing a project keeps its files");
+    assert!(
+        f.root.path().join("alpha/trainer").is_dir(),
+        "removing a project keeps its files"
+    );
 
-    let (status, _) = f.call(Method::DELETE, &format!("/api/v1/workspaces/{id}"), None).await;
+    let (status, _) = f
+        .call(Method::DELETE, &format!("/api/v1/workspaces/{id}"), None)
+        .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(f.root.path().join("alpha/aienv.toml").is_file(), "forgetting a workspace keeps its files");
+    assert!(
+        f.root.path().join("alpha/aienv.toml").is_file(),
+        "forgetting a workspace keeps its files"
+    );
     let (_, list) = f.call(Method::GET, "/api/v1/workspaces", None).await;
     assert!(list.as_array().unwrap().is_empty());
 }
@@ -133,32 +217,104 @@ async fn workspaces_projects_and_environments_round_trip() {
 async fn bad_requests_get_the_error_shape_with_a_fitting_status() {
     let f = fixture();
     f.create("alpha").await;
-    assert_error(&f.call(Method::GET, "/api/v1/workspaces/nope", None).await, StatusCode::NOT_FOUND, "not_found");
-    assert_error(&f.call(Method::GET, "/api/v1/no/such/path", None).await, StatusCode::NOT_FOUND, "not_found");
-    assert_error(&f.call(Method::DELETE, "/api/v1/health", None).await, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    assert_error(
+        &f.call(Method::GET, "/api/v1/workspaces/nope", None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &f.call(Method::GET, "/api/v1/no/such/path", None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &f.call(Method::DELETE, "/api/v1/health", None).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
 
-    let broken = Request::post("/api/v1/workspaces").header(header::CONTENT_TYPE, "application/json").body(Body::from("{\"path\":")).unwrap();
-    assert_error(&f.send(broken).await, StatusCode::BAD_REQUEST, "invalid_request");
-    let no_type = Request::post("/api/v1/workspaces").body(Body::from("{}")).unwrap();
-    assert_error(&f.send(no_type).await, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
-    let unknown = f.call(Method::POST, "/api/v1/workspaces", Some(json!({"path": "/tmp", "colour": "red"}))).await;
+    let broken = Request::post("/api/v1/workspaces")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{\"path\":"))
+        .unwrap();
+    assert_error(
+        &f.send(broken).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    let no_type = Request::post("/api/v1/workspaces")
+        .body(Body::from("{}"))
+        .unwrap();
+    assert_error(
+        &f.send(no_type).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
+    let unknown = f
+        .call(
+            Method::POST,
+            "/api/v1/workspaces",
+            Some(json!({"path": "/tmp", "colour": "red"})),
+        )
+        .await;
     assert_error(&unknown, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
-    assert!(unknown.1["error"]["message"].as_str().unwrap().contains("colour"));
+    assert!(
+        unknown.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("colour")
+    );
 
     let huge = json!({"path": "x".repeat(crate::MAX_BODY_BYTES + 1)});
-    assert_error(&f.call(Method::POST, "/api/v1/workspaces", Some(huge)).await, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    assert_error(
+        &f.call(Method::POST, "/api/v1/workspaces", Some(huge)).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
 
-    let relative = f.call(Method::POST, "/api/v1/workspaces", Some(json!({"path": "rel/dir", "create": true}))).await;
+    let relative = f
+        .call(
+            Method::POST,
+            "/api/v1/workspaces",
+            Some(json!({"path": "rel/dir", "create": true})),
+        )
+        .await;
     assert_error(&relative, StatusCode::BAD_REQUEST, "invalid_request");
 
-    let again = f.call(Method::POST, "/api/v1/workspaces", Some(json!({"path": f.root.path().join("alpha")}))).await;
+    let again = f
+        .call(
+            Method::POST,
+            "/api/v1/workspaces",
+            Some(json!({"path": f.root.path().join("alpha")})),
+        )
+        .await;
     assert_error(&again, StatusCode::CONFLICT, "already_exists");
-    let over = f.call(Method::POST, "/api/v1/workspaces", Some(json!({"path": f.root.path().join("alpha"), "create": true}))).await;
+    let over = f
+        .call(
+            Method::POST,
+            "/api/v1/workspaces",
+            Some(json!({"path": f.root.path().join("alpha"), "create": true})),
+        )
+        .await;
     assert_error(&over, StatusCode::CONFLICT, "already_exists");
 
     let dup = json!({"name": "a", "kind": "process"});
-    f.call(Method::POST, "/api/v1/workspaces/alpha/environments", Some(dup.clone())).await;
-    assert_error(&f.call(Method::POST, "/api/v1/workspaces/alpha/environments", Some(dup)).await, StatusCode::CONFLICT, "already_exists");
+    f.call(
+        Method::POST,
+        "/api/v1/workspaces/alpha/environments",
+        Some(dup.clone()),
+    )
+    .await;
+    assert_error(
+        &f.call(
+            Method::POST,
+            "/api/v1/workspaces/alpha/environments",
+            Some(dup),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "already_exists",
+    );
 }
 
 #[tokio::test]
@@ -169,39 +325,78 @@ async fn an_edit_that_would_break_the_manifest_is_refused_and_nothing_is_written
     let before = std::fs::read_to_string(&file).unwrap();
 
     let bad_env = json!({"name": "c", "kind": "container"});
-    let got = f.call(Method::POST, "/api/v1/workspaces/alpha/environments", Some(bad_env)).await;
+    let got = f
+        .call(
+            Method::POST,
+            "/api/v1/workspaces/alpha/environments",
+            Some(bad_env),
+        )
+        .await;
     assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifest");
-    assert!(got.1["error"]["message"].as_str().unwrap().contains("needs `image"));
-    assert!(got.1["error"]["location"]["line"].as_u64().is_some(), "the position comes along: {}", got.1);
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs `image")
+    );
+    assert!(
+        got.1["error"]["location"]["line"].as_u64().is_some(),
+        "the position comes along: {}",
+        got.1
+    );
 
-    let req = Request::put("/api/v1/workspaces/alpha/manifest").body(Body::from("[workspace]\nname = \"alpha\"\nbogus = 1\n")).unwrap();
+    let req = Request::put("/api/v1/workspaces/alpha/manifest")
+        .body(Body::from("[workspace]\nname = \"alpha\"\nbogus = 1\n"))
+        .unwrap();
     let got = f.send(req).await;
     assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifest");
     assert_eq!(got.1["error"]["location"]["line"], 3);
     assert_eq!(got.1["error"]["location"]["column"], 1);
 
     let escaping = json!({"name": "p", "path": "../../etc"});
-    let got = f.call(Method::POST, "/api/v1/workspaces/alpha/projects", Some(escaping)).await;
+    let got = f
+        .call(
+            Method::POST,
+            "/api/v1/workspaces/alpha/projects",
+            Some(escaping),
+        )
+        .await;
     assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifest");
-    assert!(got.1["error"]["message"].as_str().unwrap().contains("outside the workspace"));
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("outside the workspace")
+    );
 
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), before, "refused edits leave the file as it was");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        before,
+        "refused edits leave the file as it was"
+    );
 }
 
 #[tokio::test]
 async fn the_manifest_text_can_be_read_and_replaced() {
     let f = fixture();
     f.create("alpha").await;
-    let req = Request::get("/api/v1/workspaces/alpha/manifest").body(Body::empty()).unwrap();
+    let req = Request::get("/api/v1/workspaces/alpha/manifest")
+        .body(Body::empty())
+        .unwrap();
     let (status, text) = f.send(req).await;
     assert_eq!(status, StatusCode::OK);
     assert!(text.as_str().unwrap().contains("name = \"alpha\""));
     let new = "[workspace]\nname = \"beta\"\n";
-    let req = Request::put("/api/v1/workspaces/alpha/manifest").body(Body::from(new)).unwrap();
+    let req = Request::put("/api/v1/workspaces/alpha/manifest")
+        .body(Body::from(new))
+        .unwrap();
     let (status, ws) = f.send(req).await;
     assert_eq!(status, StatusCode::OK, "{ws}");
     assert_eq!(ws["name"], "beta");
-    assert_eq!(std::fs::read_to_string(f.root.path().join("alpha/aienv.toml")).unwrap(), new);
+    assert_eq!(
+        std::fs::read_to_string(f.root.path().join("alpha/aienv.toml")).unwrap(),
+        new
+    );
 }
 
 #[tokio::test]
@@ -219,18 +414,33 @@ async fn every_route_but_health_requires_the_api_key_when_one_is_set() {
             assert_error(&got, StatusCode::UNAUTHORIZED, "unauthorized");
         }
     }
-    let wrong = Request::get("/api/v1/workspaces").header(header::AUTHORIZATION, "Bearer nope").body(Body::empty()).unwrap();
-    assert_error(&f.send(wrong).await, StatusCode::UNAUTHORIZED, "unauthorized");
-    let right = Request::get("/api/v1/workspaces").header(header::AUTHORIZATION, "Bearer s3cret").body(Body::empty()).unwrap();
+    let wrong = Request::get("/api/v1/workspaces")
+        .header(header::AUTHORIZATION, "Bearer nope")
+        .body(Body::empty())
+        .unwrap();
+    assert_error(
+        &f.send(wrong).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    let right = Request::get("/api/v1/workspaces")
+        .header(header::AUTHORIZATION, "Bearer s3cret")
+        .body(Body::empty())
+        .unwrap();
     assert_eq!(f.send(right).await.0, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn requests_from_outside_the_lan_are_refused() {
     let f = fixture();
-    for (addr, ok) in [("127.0.0.1:5000", true), ("192.168.1.5:5000", true), ("203.0.113.9:5000", false)] {
+    for (addr, ok) in [
+        ("127.0.0.1:5000", true),
+        ("192.168.1.5:5000", true),
+        ("203.0.113.9:5000", false),
+    ] {
         let mut req = Request::get("/api/v1/health").body(Body::empty()).unwrap();
-        req.extensions_mut().insert(ConnectInfo(addr.parse::<SocketAddr>().unwrap()));
+        req.extensions_mut()
+            .insert(ConnectInfo(addr.parse::<SocketAddr>().unwrap()));
         let got = f.send(req).await;
         if ok {
             assert_eq!(got.0, StatusCode::OK, "{addr}");
@@ -243,7 +453,14 @@ async fn requests_from_outside_the_lan_are_refused() {
 #[tokio::test]
 async fn the_openapi_document_names_the_contract_paths() {
     let doc = serde_json::to_value(crate::openapi()).unwrap();
-    for path in ["/api/v1/health", "/api/v1/workspaces", "/api/v1/workspaces/{id}", "/api/v1/workspaces/{id}/projects", "/api/v1/workspaces/{id}/environments", "/api/v1/events"] {
+    for path in [
+        "/api/v1/health",
+        "/api/v1/workspaces",
+        "/api/v1/workspaces/{id}",
+        "/api/v1/workspaces/{id}/projects",
+        "/api/v1/workspaces/{id}/environments",
+        "/api/v1/events",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is documented");
     }
     assert!(doc["components"]["schemas"].get("Event").is_some());

@@ -16,7 +16,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "aienv", version, about = "AI Environment Manager: keep, share and run AI environments across the machines of a LAN")]
+#[command(
+    name = "aienv",
+    version,
+    about = "AI Environment Manager: keep, share and run AI environments across the machines of a LAN"
+)]
 struct Cli {
     /// The node's data dir (registry, config, node.json).
     #[arg(long, global = true, env = "AIENV_DATA_DIR", value_name = "DIR")]
@@ -25,7 +29,13 @@ struct Cli {
     #[arg(long, global = true, env = "AIENV_NODE", value_name = "URL")]
     node: Option<String>,
     /// API key: `serve` requires it from clients; client commands send it.
-    #[arg(long, global = true, env = "AIENV_API_KEY", value_name = "KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "AIENV_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
     api_key: Option<String>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
@@ -53,7 +63,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args, cli.data_dir, cli.api_key).await,

@@ -26,5 +26,9 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
 }
 
 pub fn list_or_dash(items: &[String]) -> String {
-    if items.is_empty() { "-".to_string() } else { items.join(",") }
+    if items.is_empty() {
+        "-".to_string()
+    } else {
+        items.join(",")
+    }
 }

@@ -15,24 +15,38 @@ pub struct ServeArgs {
     listen: Option<SocketAddr>,
     /// Interface (name or address) that discovery announces on; repeatable. Default: every up,
     /// multicast-capable interface with a private address.
-    #[arg(long = "discovery-interface", env = "AIENV_DISCOVERY_INTERFACE", value_name = "ADDR_OR_NAME", value_delimiter = ',')]
+    #[arg(
+        long = "discovery-interface",
+        env = "AIENV_DISCOVERY_INTERFACE",
+        value_name = "ADDR_OR_NAME",
+        value_delimiter = ','
+    )]
     discovery_interfaces: Vec<String>,
     /// Name shown to peers and in the UI (default: the host name).
     #[arg(long, env = "AIENV_NAME")]
     name: Option<String>,
 }
 
-pub async fn run(args: ServeArgs, data_dir: Option<PathBuf>, api_key: Option<String>) -> anyhow::Result<()> {
+pub async fn run(
+    args: ServeArgs,
+    data_dir: Option<PathBuf>,
+    api_key: Option<String>,
+) -> anyhow::Result<()> {
     init_logging();
     let data_dir = data_dir
         .or_else(aienv_core::dirs::default_data_dir)
-        .ok_or_else(|| anyhow!("this system has no home folder to keep data in; pass --data-dir DIR"))?;
+        .ok_or_else(|| {
+            anyhow!("this system has no home folder to keep data in; pass --data-dir DIR")
+        })?;
     let settings = Settings {
         name: args.name,
         listen: args.listen,
-        discovery_interfaces: (!args.discovery_interfaces.is_empty()).then_some(args.discovery_interfaces),
+        discovery_interfaces: (!args.discovery_interfaces.is_empty())
+            .then_some(args.discovery_interfaces),
         api_key,
     };
+    // Before reading config.toml from it: an unusable data dir gets its own clear message.
+    aienv_node::create_data_dir(&data_dir)?;
     let config = Config::load(&data_dir, settings)?;
     let listen = config.listen;
     let node = Node::start(config)?;
@@ -77,8 +91,14 @@ fn local_url(addr: SocketAddr) -> String {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AIENV_LOG").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_writer(std::io::stderr).with_target(false).init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("AIENV_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 async fn shutdown_signal() {

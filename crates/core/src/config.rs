@@ -49,10 +49,17 @@ impl Config {
     pub fn load(data_dir: &Path, overrides: Settings) -> Result<Config, ConfigError> {
         let file = data_dir.join(CONFIG_FILE);
         let from_file = match std::fs::read_to_string(&file) {
-            Ok(text) => toml::from_str::<Settings>(&text)
-                .map_err(|e| ConfigError { file: file.clone(), message: e.to_string().trim_end().to_string() })?,
+            Ok(text) => toml::from_str::<Settings>(&text).map_err(|e| ConfigError {
+                file: file.clone(),
+                message: e.to_string().trim_end().to_string(),
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Settings::default(),
-            Err(e) => return Err(ConfigError { file, message: e.to_string() }),
+            Err(e) => {
+                return Err(ConfigError {
+                    file,
+                    message: e.to_string(),
+                });
+            }
         };
         Ok(Config::resolve(data_dir, from_file, overrides))
     }
@@ -60,9 +67,18 @@ impl Config {
     fn resolve(data_dir: &Path, file: Settings, over: Settings) -> Config {
         Config {
             data_dir: data_dir.to_path_buf(),
-            name: over.name.or(file.name).unwrap_or_else(crate::dirs::host_name),
-            listen: over.listen.or(file.listen).unwrap_or(SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))),
-            discovery_interfaces: over.discovery_interfaces.or(file.discovery_interfaces).unwrap_or_default(),
+            name: over
+                .name
+                .or(file.name)
+                .unwrap_or_else(crate::dirs::host_name),
+            listen: over
+                .listen
+                .or(file.listen)
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))),
+            discovery_interfaces: over
+                .discovery_interfaces
+                .or(file.discovery_interfaces)
+                .unwrap_or_default(),
             api_key: over.api_key.or(file.api_key).filter(|k| !k.is_empty()),
         }
     }
@@ -75,10 +91,25 @@ mod tests {
     #[test]
     fn flags_override_the_file_which_overrides_defaults() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(CONFIG_FILE), "name = \"from-file\"\nlisten = \"127.0.0.1:5000\"\n").unwrap();
-        let c = Config::load(dir.path(), Settings { name: Some("from-flag".into()), ..Default::default() }).unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "name = \"from-file\"\nlisten = \"127.0.0.1:5000\"\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            dir.path(),
+            Settings {
+                name: Some("from-flag".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(c.name, "from-flag", "a flag beats the file");
-        assert_eq!(c.listen, "127.0.0.1:5000".parse().unwrap(), "the file beats the default");
+        assert_eq!(
+            c.listen,
+            "127.0.0.1:5000".parse().unwrap(),
+            "the file beats the default"
+        );
         assert_eq!(c.api_key, None);
     }
 
@@ -88,6 +119,9 @@ mod tests {
         std::fs::write(dir.path().join(CONFIG_FILE), "nmae = \"typo\"\n").unwrap();
         let err = Config::load(dir.path(), Settings::default()).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("config.toml") && text.contains("nmae") && text.contains("line 1"), "{text}");
+        assert!(
+            text.contains("config.toml") && text.contains("nmae") && text.contains("line 1"),
+            "{text}"
+        );
     }
 }

@@ -17,8 +17,13 @@ pub fn host_name() -> String {
         }
         #[cfg(not(target_os = "linux"))]
         {
-            std::env::var("COMPUTERNAME").or_else(|_| std::env::var("HOSTNAME")).ok()
+            std::env::var("COMPUTERNAME")
+                .or_else(|_| std::env::var("HOSTNAME"))
+                .ok()
         }
     };
-    from_os.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).unwrap_or_else(|| "aienv".to_string())
+    from_os
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "aienv".to_string())
 }

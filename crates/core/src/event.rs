@@ -14,11 +14,17 @@ pub enum Event {
     /// A workspace was registered (created, added).
     WorkspaceAdded { workspace: Workspace },
     /// A workspace's manifest changed and is valid (this also clears an earlier problem).
-    WorkspaceChanged { workspace: Workspace, cause: ChangeCause },
+    WorkspaceChanged {
+        workspace: Workspace,
+        cause: ChangeCause,
+    },
     /// A workspace was unregistered; its files are untouched.
     WorkspaceRemoved { id: String, name: String },
     /// The manifest on disk became invalid or unreadable; the last good manifest stays in effect.
-    ManifestInvalid { workspace_id: String, error: ManifestError },
+    ManifestInvalid {
+        workspace_id: String,
+        error: ManifestError,
+    },
 }
 
 /// Who changed a workspace.

@@ -15,5 +15,5 @@ pub mod registry;
 pub mod watch;
 
 pub use event::Event;
-pub use manifest::{ManifestError, MANIFEST_FILE};
+pub use manifest::{MANIFEST_FILE, ManifestError};
 pub use model::*;

@@ -53,7 +53,9 @@ impl Workspace {
             name: self.name.clone(),
             description: m.and_then(|m| m.workspace.description.clone()),
             shared: m.is_some_and(|m| m.sharing.enabled),
-            projects: m.map(|m| m.projects.iter().map(|p| p.name.clone()).collect()).unwrap_or_default(),
+            projects: m
+                .map(|m| m.projects.iter().map(|p| p.name.clone()).collect())
+                .unwrap_or_default(),
             environments: m
                 .map(|m| m.environments.iter().map(|e| e.name.clone()).collect())
                 .unwrap_or_default(),
@@ -108,7 +110,12 @@ pub struct Sharing {
 
 impl Default for Sharing {
     fn default() -> Self {
-        Sharing { enabled: false, access: Access::Token, exclude: Vec::new(), include: Vec::new() }
+        Sharing {
+            enabled: false,
+            access: Access::Token,
+            exclude: Vec::new(),
+            include: Vec::new(),
+        }
     }
 }
 

@@ -28,7 +28,9 @@ pub struct RegistryEntry {
 
 impl RegistryEntry {
     pub fn new(id: String, path: PathBuf) -> Self {
-        let added = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let added = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         RegistryEntry { id, path, added }
     }
 }
@@ -47,9 +49,17 @@ pub enum RegistryError {
     )]
     Newer { file: PathBuf, found: u64 },
     #[error("cannot read the registry {file}: {source}")]
-    Read { file: PathBuf, source: std::io::Error },
-    #[error("cannot write the registry {file}: {source} (is the data dir writable and the disk not full?)")]
-    Write { file: PathBuf, source: std::io::Error },
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot write the registry {file}: {source} (is the data dir writable and the disk not full?)"
+    )]
+    Write {
+        file: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The loaded registry and how it was found.
@@ -67,15 +77,24 @@ pub fn load(data_dir: &Path) -> Result<Loaded, RegistryError> {
     let bytes = match std::fs::read(&file) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Loaded { entries: Vec::new(), warning: None });
+            return Ok(Loaded {
+                entries: Vec::new(),
+                warning: None,
+            });
         }
         Err(source) => return Err(RegistryError::Read { file, source }),
     };
     match decode(&bytes) {
-        Ok(entries) => Ok(Loaded { entries, warning: None }),
+        Ok(entries) => Ok(Loaded {
+            entries,
+            warning: None,
+        }),
         Err(Decode::Newer(found)) => Err(RegistryError::Newer { file, found }),
         Err(Decode::Corrupt(why)) => {
-            let aside = set_aside(&file).map_err(|source| RegistryError::Read { file: file.clone(), source })?;
+            let aside = set_aside(&file).map_err(|source| RegistryError::Read {
+                file: file.clone(),
+                source,
+            })?;
             Ok(Loaded {
                 entries: Vec::new(),
                 warning: Some(format!(
@@ -102,10 +121,14 @@ pub fn save_with(
     before_rename: impl FnOnce(&Path) -> std::io::Result<()>,
 ) -> Result<(), RegistryError> {
     let file = data_dir.join(REGISTRY_FILE);
-    let body = RegistryFile { format: FORMAT, workspaces: entries.to_vec() };
+    let body = RegistryFile {
+        format: FORMAT,
+        workspaces: entries.to_vec(),
+    };
     let mut bytes = serde_json::to_vec_pretty(&body).expect("registry serialises");
     bytes.push(b'\n');
-    fsutil::atomic_write_with(&file, &bytes, before_rename).map_err(|source| RegistryError::Write { file, source })
+    fsutil::atomic_write_with(&file, &bytes, before_rename)
+        .map_err(|source| RegistryError::Write { file, source })
 }
 
 enum Decode {
@@ -114,7 +137,8 @@ enum Decode {
 }
 
 fn decode(bytes: &[u8]) -> Result<Vec<RegistryEntry>, Decode> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| Decode::Corrupt(e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| Decode::Corrupt(e.to_string()))?;
     let format = value
         .get("format")
         .and_then(serde_json::Value::as_u64)
@@ -122,16 +146,23 @@ fn decode(bytes: &[u8]) -> Result<Vec<RegistryEntry>, Decode> {
     if format > u64::from(FORMAT) {
         return Err(Decode::Newer(format));
     }
-    let file: RegistryFile = serde_json::from_value(value).map_err(|e| Decode::Corrupt(e.to_string()))?;
+    let file: RegistryFile =
+        serde_json::from_value(value).map_err(|e| Decode::Corrupt(e.to_string()))?;
     Ok(file.workspaces)
 }
 
 /// Renames a bad registry to `registry.json.corrupt-SECONDS` (never over an existing file).
 fn set_aside(file: &Path) -> std::io::Result<PathBuf> {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let mut n = 0;
     loop {
-        let suffix = if n == 0 { format!("corrupt-{secs}") } else { format!("corrupt-{secs}-{n}") };
+        let suffix = if n == 0 {
+            format!("corrupt-{secs}")
+        } else {
+            format!("corrupt-{secs}-{n}")
+        };
         let aside = file.with_file_name(format!("{REGISTRY_FILE}.{suffix}"));
         if !aside.exists() {
             std::fs::rename(file, &aside)?;
@@ -144,7 +175,9 @@ fn set_aside(file: &Path) -> std::io::Result<PathBuf> {
 /// A crash between writing the temp file and renaming it leaves the temp file behind; the real
 /// registry is intact, so the leftover can go.
 fn remove_stale_temp_files(data_dir: &Path) {
-    let Ok(dir) = std::fs::read_dir(data_dir) else { return };
+    let Ok(dir) = std::fs::read_dir(data_dir) else {
+        return;
+    };
     let prefix = format!(".{REGISTRY_FILE}.tmp-");
     for entry in dir.flatten() {
         if entry.file_name().to_string_lossy().starts_with(&prefix) {

@@ -33,22 +33,18 @@ pub struct DataDir {
 
 impl DataDir {
     pub fn open(path: &Path) -> Result<DataDir> {
-        let unusable = |what: &str, e: std::io::Error| {
-            NodeError::DataDir(format!(
-                "cannot use data dir {}: {what} ({e}); pass --data-dir (or AIENV_DATA_DIR) with a writable folder",
-                path.display()
-            ))
-        };
-        std::fs::create_dir_all(path).map_err(|e| unusable("cannot create it", e))?;
+        create(path)?;
         let lock_path = path.join(LOCK_FILE);
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(|e| unusable("it is not writable", e))?;
+            .map_err(|e| unusable(path, "it is not writable", e))?;
         if lock.try_lock().is_err() {
-            let holder = read_record(path).map(|r| format!(" (pid {}, {})", r.pid, r.url)).unwrap_or_default();
+            let holder = read_record(path)
+                .map(|r| format!(" (pid {}, {})", r.pid, r.url))
+                .unwrap_or_default();
             return Err(NodeError::DataDir(format!(
                 "another aienv node{holder} is already using data dir {}; stop it, or start this one with another --data-dir",
                 path.display()
@@ -57,8 +53,11 @@ impl DataDir {
         // A probe write: a read-only data dir should fail now, not at the first registry save.
         aienv_core::fsutil::atomic_write(&path.join(".write-probe"), b"ok")
             .and_then(|()| std::fs::remove_file(path.join(".write-probe")))
-            .map_err(|e| unusable("it is not writable", e))?;
-        Ok(DataDir { path: path.to_path_buf(), _lock: lock })
+            .map_err(|e| unusable(path, "it is not writable", e))?;
+        Ok(DataDir {
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -75,6 +74,18 @@ impl DataDir {
     pub fn remove_record(&self) {
         let _ = std::fs::remove_file(self.path.join(NODE_FILE));
     }
+}
+
+/// Creates the data dir if needed, with an error that says what to do when that fails.
+pub fn create(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|e| unusable(path, "cannot create it", e))
+}
+
+fn unusable(path: &Path, what: &str, e: std::io::Error) -> NodeError {
+    NodeError::DataDir(format!(
+        "cannot use data dir {}: {what} ({e}); pass --data-dir (or AIENV_DATA_DIR) with a writable folder",
+        path.display()
+    ))
 }
 
 /// The record of the node using `data_dir`, if one was written (it may be stale after a crash:

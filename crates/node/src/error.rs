@@ -27,7 +27,10 @@ pub enum NodeError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 impl NodeError {
@@ -46,7 +49,10 @@ impl NodeError {
     }
 
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        NodeError::Io { context: context.into(), source }
+        NodeError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 

@@ -12,15 +12,25 @@ impl Node {
 
     pub fn project(&self, ws: &str, name: &str) -> Result<Project> {
         let w = self.workspace(ws)?;
-        in_effect(&w)?.project(name).cloned().ok_or_else(|| missing("project", name, &w))
+        in_effect(&w)?
+            .project(name)
+            .cloned()
+            .ok_or_else(|| missing("project", name, &w))
     }
 
     /// Adds a project to the manifest and creates its folder if it does not exist yet.
     pub fn add_project(&self, ws: &str, project: Project) -> Result<Project> {
         let w = self.edit_manifest(ws, |doc| Ok(doc.add_project(&project)?))?;
         let dir = w.path.join(project.dir());
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| NodeError::io(format!("the project was added, but its folder {} could not be created", dir.display()), e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            NodeError::io(
+                format!(
+                    "the project was added, but its folder {} could not be created",
+                    dir.display()
+                ),
+                e,
+            )
+        })?;
         Ok(project)
     }
 
@@ -43,7 +53,10 @@ impl Node {
 
     pub fn environment(&self, ws: &str, name: &str) -> Result<Environment> {
         let w = self.workspace(ws)?;
-        in_effect(&w)?.environment(name).cloned().ok_or_else(|| missing("environment", name, &w))
+        in_effect(&w)?
+            .environment(name)
+            .cloned()
+            .ok_or_else(|| missing("environment", name, &w))
     }
 
     pub fn add_environment(&self, ws: &str, env: Environment) -> Result<Environment> {
@@ -51,7 +64,12 @@ impl Node {
         Ok(env)
     }
 
-    pub fn replace_environment(&self, ws: &str, name: &str, env: Environment) -> Result<Environment> {
+    pub fn replace_environment(
+        &self,
+        ws: &str,
+        name: &str,
+        env: Environment,
+    ) -> Result<Environment> {
         self.edit_manifest(ws, |doc| Ok(doc.replace_environment(name, &env)?))?;
         Ok(env)
     }
@@ -68,10 +86,16 @@ fn in_effect(w: &Workspace) -> Result<&aienv_core::Manifest> {
     match (&w.manifest, &w.problem) {
         (Some(m), _) => Ok(m),
         (None, Some(p)) => Err(NodeError::InvalidManifest(p.clone())),
-        (None, None) => Err(NodeError::InvalidRequest(format!("workspace {:?} has no manifest loaded", w.name))),
+        (None, None) => Err(NodeError::InvalidRequest(format!(
+            "workspace {:?} has no manifest loaded",
+            w.name
+        ))),
     }
 }
 
 fn missing(what: &str, name: &str, w: &Workspace) -> NodeError {
-    NodeError::NotFound(format!("workspace {:?} has no {what} named {name:?}", w.name))
+    NodeError::NotFound(format!(
+        "workspace {:?} has no {what} named {name:?}",
+        w.name
+    ))
 }

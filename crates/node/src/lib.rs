@@ -24,7 +24,7 @@ use aienv_core::watch::ManifestWatcher;
 use aienv_core::{Event, Workspace};
 use tokio::sync::broadcast;
 
-pub use datadir::{NODE_FILE, NodeRecord, read_record};
+pub use datadir::{NODE_FILE, NodeRecord, create as create_data_dir, read_record};
 pub use error::{NodeError, Result};
 pub use workspaces::{NewWorkspace, WorkspacePatch};
 

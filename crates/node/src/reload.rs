@@ -5,10 +5,10 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use aienv_core::Event;
 use aienv_core::event::ChangeCause;
 use aienv_core::manifest;
 use aienv_core::watch::ManifestWatcher;
-use aienv_core::Event;
 use tokio::sync::mpsc;
 
 use crate::{Node, SETTLE, lock, read, write};
@@ -22,7 +22,9 @@ impl Node {
         }) {
             Ok(w) => *lock(&self.inner.watcher) = Some(w),
             Err(e) => {
-                tracing::warn!("cannot watch manifests ({e}); hand edits of aienv.toml take effect at the next start");
+                tracing::warn!(
+                    "cannot watch manifests ({e}); hand edits of aienv.toml take effect at the next start"
+                );
                 return;
             }
         }
@@ -50,14 +52,21 @@ impl Node {
         if let Some(w) = lock(&self.inner.watcher).as_mut()
             && let Err(e) = w.watch(dir)
         {
-            tracing::warn!("cannot watch {} ({e}); hand edits there take effect at the next start", dir.display());
+            tracing::warn!(
+                "cannot watch {} ({e}); hand edits there take effect at the next start",
+                dir.display()
+            );
         }
     }
 
     /// Reads the manifest of the workspace at `dir` again and publishes what changed.
     fn reload(&self, dir: &Path) {
         let _w = self.write_guard();
-        let Some(ws) = read(&self.inner.workspaces).values().find(|w| w.path == dir).cloned() else {
+        let Some(ws) = read(&self.inner.workspaces)
+            .values()
+            .find(|w| w.path == dir)
+            .cloned()
+        else {
             return;
         };
         match manifest::load(dir) {
@@ -71,8 +80,17 @@ impl Node {
             Err(e) => {
                 tracing::warn!("{e}");
                 let id = ws.id.clone();
-                write(&self.inner.workspaces).insert(id.clone(), aienv_core::Workspace { problem: Some(e.clone()), ..ws });
-                self.emit(Event::ManifestInvalid { workspace_id: id, error: e });
+                write(&self.inner.workspaces).insert(
+                    id.clone(),
+                    aienv_core::Workspace {
+                        problem: Some(e.clone()),
+                        ..ws
+                    },
+                );
+                self.emit(Event::ManifestInvalid {
+                    workspace_id: id,
+                    error: e,
+                });
             }
         }
     }

@@ -42,7 +42,10 @@ pub struct WorkspacePatch {
 impl Node {
     /// Summaries of every registered workspace, by name.
     pub fn workspaces(&self) -> Vec<WorkspaceSummary> {
-        let mut list: Vec<_> = read(&self.inner.workspaces).values().map(Workspace::summary).collect();
+        let mut list: Vec<_> = read(&self.inner.workspaces)
+            .values()
+            .map(Workspace::summary)
+            .collect();
         list.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
         list
     }
@@ -62,7 +65,10 @@ impl Node {
             many => Err(NodeError::Ambiguous(format!(
                 "{} workspaces are named {key:?}; use an id instead: {}",
                 many.len(),
-                many.iter().map(|w| format!("{} ({})", w.id, w.path.display())).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|w| format!("{} ({})", w.id, w.path.display()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         }
     }
@@ -87,10 +93,14 @@ impl Node {
             let text = manifest::starter_manifest(&name, req.description.as_deref());
             // Check before touching the disk: a bad name must not leave a folder behind.
             manifest::parse(&text, &file).map_err(|e| {
-                NodeError::InvalidRequest(format!("cannot create a workspace there: {}; give it a name", e.message))
+                NodeError::InvalidRequest(format!(
+                    "cannot create a workspace there: {}; give it a name",
+                    e.message
+                ))
             })?;
-            std::fs::create_dir_all(&path)
-                .map_err(|e| NodeError::io(format!("cannot create the folder {}", path.display()), e))?;
+            std::fs::create_dir_all(&path).map_err(|e| {
+                NodeError::io(format!("cannot create the folder {}", path.display()), e)
+            })?;
             fsutil::atomic_write(&file, text.as_bytes())
                 .map_err(|e| NodeError::io(format!("cannot write {}", file.display()), e))?;
         } else if req.name.is_some() || req.description.is_some() {
@@ -122,7 +132,9 @@ impl Node {
             return Err(e);
         }
         self.watch(&ws.path);
-        self.emit(Event::WorkspaceAdded { workspace: ws.clone() });
+        self.emit(Event::WorkspaceAdded {
+            workspace: ws.clone(),
+        });
         Ok(ws)
     }
 
@@ -138,7 +150,10 @@ impl Node {
         if let Some(w) = lock(&self.inner.watcher).as_mut() {
             w.unwatch(&ws.path);
         }
-        self.emit(Event::WorkspaceRemoved { id: ws.id.clone(), name: ws.name.clone() });
+        self.emit(Event::WorkspaceRemoved {
+            id: ws.id.clone(),
+            name: ws.name.clone(),
+        });
         Ok(ws)
     }
 
@@ -198,12 +213,20 @@ impl Node {
     }
 
     /// Puts a valid manifest into effect and tells subscribers. Caller holds the write guard.
-    pub(crate) fn apply(&self, mut ws: Workspace, manifest: aienv_core::Manifest, cause: ChangeCause) -> Workspace {
+    pub(crate) fn apply(
+        &self,
+        mut ws: Workspace,
+        manifest: aienv_core::Manifest,
+        cause: ChangeCause,
+    ) -> Workspace {
         ws.name = manifest.workspace.name.clone();
         ws.manifest = Some(manifest);
         ws.problem = None;
         write(&self.inner.workspaces).insert(ws.id.clone(), ws.clone());
-        self.emit(Event::WorkspaceChanged { workspace: ws.clone(), cause });
+        self.emit(Event::WorkspaceChanged {
+            workspace: ws.clone(),
+            cause,
+        });
         ws
     }
 
@@ -227,10 +250,25 @@ impl Node {
                 Err(e) => (None, Some(e)),
             };
             let name = manifest.as_ref().map_or_else(
-                || entry.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                || {
+                    entry
+                        .path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                },
                 |m| m.workspace.name.clone(),
             );
-            all.insert(entry.id.clone(), Workspace { id: entry.id, path: entry.path, name, manifest, problem });
+            all.insert(
+                entry.id.clone(),
+                Workspace {
+                    id: entry.id,
+                    path: entry.path,
+                    name,
+                    manifest,
+                    problem,
+                },
+            );
         }
         let paths: Vec<_> = all.values().map(|w| w.path.clone()).collect();
         drop(all);
@@ -240,7 +278,9 @@ impl Node {
     }
 
     fn save_registry(&self) -> Result<()> {
-        let old = aienv_core::registry::load(self.inner.data_dir.path()).map(|l| l.entries).unwrap_or_default();
+        let old = aienv_core::registry::load(self.inner.data_dir.path())
+            .map(|l| l.entries)
+            .unwrap_or_default();
         let entries: Vec<RegistryEntry> = read(&self.inner.workspaces)
             .values()
             .map(|w| {
@@ -257,7 +297,10 @@ impl Node {
 
     fn refuse_registered(&self, path: &Path) -> Result<()> {
         let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        match read(&self.inner.workspaces).values().find(|w| w.path == canon) {
+        match read(&self.inner.workspaces)
+            .values()
+            .find(|w| w.path == canon)
+        {
             Some(w) => Err(NodeError::Exists(format!(
                 "{} is already registered as workspace {:?} ({})",
                 path.display(),
@@ -273,7 +316,10 @@ impl Node {
 /// guess what the user meant. Say so, with the error's position.
 fn fix_first(e: ManifestError) -> NodeError {
     NodeError::InvalidManifest(ManifestError {
-        message: format!("{}; fix this in the file first, then retry the change", e.message),
+        message: format!(
+            "{}; fix this in the file first, then retry the change",
+            e.message
+        ),
         ..e
     })
 }
@@ -290,13 +336,19 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 }
 
 fn canonical(path: &Path) -> Result<PathBuf> {
-    std::fs::canonicalize(path).map_err(|e| NodeError::io(format!("cannot resolve {}", path.display()), e))
+    std::fs::canonicalize(path)
+        .map_err(|e| NodeError::io(format!("cannot resolve {}", path.display()), e))
 }
 
 fn folder_name(path: &Path) -> Result<String> {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).ok_or_else(|| {
-        NodeError::InvalidRequest(format!("{} has no folder name; give the workspace a name", path.display()))
-    })
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| {
+            NodeError::InvalidRequest(format!(
+                "{} has no folder name; give the workspace a name",
+                path.display()
+            ))
+        })
 }
 
 /// Ids are random and short enough to type: 12 hex digits (48 bits).

@@ -23,7 +23,11 @@ async fn stream(node: Node, mut socket: WebSocket) {
     let mut rx = node.subscribe();
     let info = node.info();
     let hello = json!({ "type": "hello", "node": info });
-    if socket.send(Message::Text(hello.to_string().into())).await.is_err() {
+    if socket
+        .send(Message::Text(hello.to_string().into()))
+        .await
+        .is_err()
+    {
         return;
     }
     loop {

@@ -16,5 +16,8 @@ pub struct Health {
 /// Answers 200 as soon as the node serves requests; needs no API key.
 #[utoipa::path(get, path = "/health", tag = "node", responses((status = 200, body = Health)))]
 pub async fn health(State(node): State<Node>) -> Json<Health> {
-    Json(Health { status: "ok", node: node.info() })
+    Json(Health {
+        status: "ok",
+        node: node.info(),
+    })
 }

@@ -15,7 +15,10 @@ type Created<T> = Result<(StatusCode, Json<T>), ApiError>;
 #[utoipa::path(get, path = "/workspaces/{id}/projects", tag = "projects",
     params(("id" = String, Path, description = "workspace id or unique name")),
     responses((status = 200, body = [Project]), (status = 404, body = ErrorBody)))]
-pub async fn list_projects(State(node): State<Node>, Path(id): Path<String>) -> Result<Json<Vec<Project>>, ApiError> {
+pub async fn list_projects(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Project>>, ApiError> {
     Ok(Json(node.projects(&id)?))
 }
 
@@ -23,7 +26,11 @@ pub async fn list_projects(State(node): State<Node>, Path(id): Path<String>) -> 
 #[utoipa::path(post, path = "/workspaces/{id}/projects", tag = "projects", request_body = Project,
     params(("id" = String, Path, description = "workspace id or unique name")),
     responses((status = 201, body = Project), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn add_project(State(node): State<Node>, Path(id): Path<String>, Body(p): Body<Project>) -> Created<Project> {
+pub async fn add_project(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    Body(p): Body<Project>,
+) -> Created<Project> {
     let p = blocking(move || node.add_project(&id, p)).await?;
     Ok((StatusCode::CREATED, Json(p)))
 }
@@ -31,7 +38,10 @@ pub async fn add_project(State(node): State<Node>, Path(id): Path<String>, Body(
 #[utoipa::path(get, path = "/workspaces/{id}/projects/{name}", tag = "projects",
     params(("id" = String, Path, description = "workspace id or unique name"), ("name" = String, Path)),
     responses((status = 200, body = Project), (status = 404, body = ErrorBody)))]
-pub async fn show_project(State(node): State<Node>, Path((id, name)): Path<(String, String)>) -> Result<Json<Project>, ApiError> {
+pub async fn show_project(
+    State(node): State<Node>,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Json<Project>, ApiError> {
     Ok(Json(node.project(&id, &name)?))
 }
 
@@ -44,28 +54,42 @@ pub async fn replace_project(
     Path((id, name)): Path<(String, String)>,
     Body(p): Body<Project>,
 ) -> Result<Json<Project>, ApiError> {
-    Ok(Json(blocking(move || node.replace_project(&id, &name, p)).await?))
+    Ok(Json(
+        blocking(move || node.replace_project(&id, &name, p)).await?,
+    ))
 }
 
 /// Removes a project from the manifest; its files stay on disk.
 #[utoipa::path(delete, path = "/workspaces/{id}/projects/{name}", tag = "projects",
     params(("id" = String, Path, description = "workspace id or unique name"), ("name" = String, Path)),
     responses((status = 200, body = Project), (status = 404, body = ErrorBody), (status = 422, description = "an environment still uses it", body = ErrorBody)))]
-pub async fn remove_project(State(node): State<Node>, Path((id, name)): Path<(String, String)>) -> Result<Json<Project>, ApiError> {
-    Ok(Json(blocking(move || node.remove_project(&id, &name)).await?))
+pub async fn remove_project(
+    State(node): State<Node>,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Json<Project>, ApiError> {
+    Ok(Json(
+        blocking(move || node.remove_project(&id, &name)).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/workspaces/{id}/environments", tag = "environments",
     params(("id" = String, Path, description = "workspace id or unique name")),
     responses((status = 200, body = [Environment]), (status = 404, body = ErrorBody)))]
-pub async fn list_environments(State(node): State<Node>, Path(id): Path<String>) -> Result<Json<Vec<Environment>>, ApiError> {
+pub async fn list_environments(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Environment>>, ApiError> {
     Ok(Json(node.environments(&id)?))
 }
 
 #[utoipa::path(post, path = "/workspaces/{id}/environments", tag = "environments", request_body = Environment,
     params(("id" = String, Path, description = "workspace id or unique name")),
     responses((status = 201, body = Environment), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn add_environment(State(node): State<Node>, Path(id): Path<String>, Body(e): Body<Environment>) -> Created<Environment> {
+pub async fn add_environment(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    Body(e): Body<Environment>,
+) -> Created<Environment> {
     let e = blocking(move || node.add_environment(&id, e)).await?;
     Ok((StatusCode::CREATED, Json(e)))
 }
@@ -89,7 +113,9 @@ pub async fn replace_environment(
     Path((id, name)): Path<(String, String)>,
     Body(e): Body<Environment>,
 ) -> Result<Json<Environment>, ApiError> {
-    Ok(Json(blocking(move || node.replace_environment(&id, &name, e)).await?))
+    Ok(Json(
+        blocking(move || node.replace_environment(&id, &name, e)).await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/workspaces/{id}/environments/{name}", tag = "environments",
@@ -99,5 +125,7 @@ pub async fn remove_environment(
     State(node): State<Node>,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Json<Environment>, ApiError> {
-    Ok(Json(blocking(move || node.remove_environment(&id, &name)).await?))
+    Ok(Json(
+        blocking(move || node.remove_environment(&id, &name)).await?,
+    ))
 }

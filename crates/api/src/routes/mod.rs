@@ -17,12 +17,24 @@ pub(crate) fn api() -> OpenApiRouter<Node> {
     OpenApiRouter::new()
         .routes(routes!(health::health))
         .routes(routes!(workspaces::list, workspaces::create))
-        .routes(routes!(workspaces::show, workspaces::update, workspaces::remove))
+        .routes(routes!(
+            workspaces::show,
+            workspaces::update,
+            workspaces::remove
+        ))
         .routes(routes!(workspaces::manifest, workspaces::replace_manifest))
         .routes(routes!(items::list_projects, items::add_project))
-        .routes(routes!(items::show_project, items::replace_project, items::remove_project))
+        .routes(routes!(
+            items::show_project,
+            items::replace_project,
+            items::remove_project
+        ))
         .routes(routes!(items::list_environments, items::add_environment))
-        .routes(routes!(items::show_environment, items::replace_environment, items::remove_environment))
+        .routes(routes!(
+            items::show_environment,
+            items::replace_environment,
+            items::remove_environment
+        ))
         .routes(routes!(events::events))
 }
 
@@ -30,6 +42,9 @@ pub(crate) async fn not_found(uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
-        format!("no such path {}; the API is described at /api/v1/openapi.json", uri.path()),
+        format!(
+            "no such path {}; the API is described at /api/v1/openapi.json",
+            uri.path()
+        ),
     )
 }

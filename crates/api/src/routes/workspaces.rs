@@ -7,8 +7,8 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
-use crate::error::{ApiError, Body, ErrorBody};
 use crate::blocking;
+use crate::error::{ApiError, Body, ErrorBody};
 
 /// Every registered workspace, by name.
 #[utoipa::path(get, path = "/workspaces", tag = "workspaces", responses((status = 200, body = [WorkspaceSummary])))]
@@ -23,7 +23,10 @@ pub async fn list(State(node): State<Node>) -> Json<Vec<WorkspaceSummary>> {
     (status = 409, description = "already registered, or an aienv.toml exists", body = ErrorBody),
     (status = 422, description = "the folder's manifest is invalid", body = ErrorBody),
 ))]
-pub async fn create(State(node): State<Node>, Body(req): Body<NewWorkspace>) -> Result<impl IntoResponse, ApiError> {
+pub async fn create(
+    State(node): State<Node>,
+    Body(req): Body<NewWorkspace>,
+) -> Result<impl IntoResponse, ApiError> {
     let ws = blocking(move || node.create_workspace(req)).await?;
     Ok((StatusCode::CREATED, Json(ws)))
 }
@@ -32,7 +35,10 @@ pub async fn create(State(node): State<Node>, Body(req): Body<NewWorkspace>) -> 
 #[utoipa::path(get, path = "/workspaces/{id}", tag = "workspaces",
     params(("id" = String, Path, description = "workspace id or unique name")),
     responses((status = 200, body = Workspace), (status = 404, body = ErrorBody)))]
-pub async fn show(State(node): State<Node>, Path(id): Path<String>) -> Result<Json<Workspace>, ApiError> {
+pub async fn show(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> Result<Json<Workspace>, ApiError> {
     Ok(Json(node.workspace(&id)?))
 }
 
@@ -45,14 +51,19 @@ pub async fn update(
     Path(id): Path<String>,
     Body(patch): Body<WorkspacePatch>,
 ) -> Result<Json<Workspace>, ApiError> {
-    Ok(Json(blocking(move || node.update_workspace(&id, patch)).await?))
+    Ok(Json(
+        blocking(move || node.update_workspace(&id, patch)).await?,
+    ))
 }
 
 /// Forgets the workspace. Its folder and files stay where they are.
 #[utoipa::path(delete, path = "/workspaces/{id}", tag = "workspaces",
     params(("id" = String, Path, description = "workspace id or unique name")),
     responses((status = 200, description = "the workspace that was forgotten", body = Workspace), (status = 404, body = ErrorBody)))]
-pub async fn remove(State(node): State<Node>, Path(id): Path<String>) -> Result<Json<Workspace>, ApiError> {
+pub async fn remove(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> Result<Json<Workspace>, ApiError> {
     Ok(Json(blocking(move || node.remove_workspace(&id)).await?))
 }
 
@@ -60,9 +71,15 @@ pub async fn remove(State(node): State<Node>, Path(id): Path<String>) -> Result<
 #[utoipa::path(get, path = "/workspaces/{id}/manifest", tag = "workspaces",
     params(("id" = String, Path, description = "workspace id or unique name")),
     responses((status = 200, content_type = "application/toml", body = String)))]
-pub async fn manifest(State(node): State<Node>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+pub async fn manifest(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     let text = blocking(move || node.manifest_text(&id)).await?;
-    Ok(([(header::CONTENT_TYPE, "application/toml; charset=utf-8")], text))
+    Ok((
+        [(header::CONTENT_TYPE, "application/toml; charset=utf-8")],
+        text,
+    ))
 }
 
 /// Replaces the manifest text. Invalid text is refused with its line and column; nothing is written.
@@ -75,5 +92,7 @@ pub async fn replace_manifest(
     Path(id): Path<String>,
     text: String,
 ) -> Result<Json<Workspace>, ApiError> {
-    Ok(Json(blocking(move || node.replace_manifest(&id, &text)).await?))
+    Ok(Json(
+        blocking(move || node.replace_manifest(&id, &text)).await?,
+    ))
 }

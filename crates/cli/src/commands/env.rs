@@ -51,7 +51,9 @@ impl EnvCmd {
     pub async fn run(self, c: &Client) -> anyhow::Result<()> {
         match self {
             EnvCmd::List { workspace } => {
-                let list: Vec<Environment> = c.get(&format!("/workspaces/{}/environments", seg(&workspace))).await?;
+                let list: Vec<Environment> = c
+                    .get(&format!("/workspaces/{}/environments", seg(&workspace)))
+                    .await?;
                 c.print(&list, |list| {
                     if list.is_empty() {
                         println!("no environments: add one with `aienv env add` or in aienv.toml");
@@ -60,18 +62,40 @@ impl EnvCmd {
                     let rows: Vec<Vec<String>> = list
                         .iter()
                         .map(|e| {
-                            let tools: Vec<String> = e.tools.iter().map(|t| t.name.clone()).collect();
-                            vec![e.name.clone(), e.kind.as_str().into(), list_or_dash(&e.projects), list_or_dash(&tools), requires(e)]
+                            let tools: Vec<String> =
+                                e.tools.iter().map(|t| t.name.clone()).collect();
+                            vec![
+                                e.name.clone(),
+                                e.kind.as_str().into(),
+                                list_or_dash(&e.projects),
+                                list_or_dash(&tools),
+                                requires(e),
+                            ]
                         })
                         .collect();
                     table(&["NAME", "KIND", "PROJECTS", "TOOLS", "REQUIRES"], &rows);
                 });
             }
             EnvCmd::Show { workspace, env } => {
-                let e: Environment = c.get(&format!("/workspaces/{}/environments/{}", seg(&workspace), seg(&env))).await?;
+                let e: Environment = c
+                    .get(&format!(
+                        "/workspaces/{}/environments/{}",
+                        seg(&workspace),
+                        seg(&env)
+                    ))
+                    .await?;
                 c.print(&e, print_env);
             }
-            EnvCmd::Add { workspace, name, kind, projects, command, image, disk, description } => {
+            EnvCmd::Add {
+                workspace,
+                name,
+                kind,
+                projects,
+                command,
+                image,
+                disk,
+                description,
+            } => {
                 let kind = match kind {
                     Kind::Process => EnvKind::Process,
                     Kind::Container => EnvKind::Container,
@@ -95,8 +119,16 @@ impl EnvCmd {
                     cpus: None,
                     tools: vec![],
                 };
-                let e: Environment = c.send(Method::POST, &format!("/workspaces/{}/environments", seg(&workspace)), Some(&env)).await?;
-                c.print(&e, |e| println!("added {} environment {:?}", e.kind.as_str(), e.name));
+                let e: Environment = c
+                    .send(
+                        Method::POST,
+                        &format!("/workspaces/{}/environments", seg(&workspace)),
+                        Some(&env),
+                    )
+                    .await?;
+                c.print(&e, |e| {
+                    println!("added {} environment {:?}", e.kind.as_str(), e.name)
+                });
             }
             EnvCmd::Remove { workspace, env } => {
                 let path = format!("/workspaces/{}/environments/{}", seg(&workspace), seg(&env));
@@ -126,7 +158,11 @@ fn requires(e: &Environment) -> String {
     if let Some(v) = &r.cuda {
         parts.push(format!("cuda {v}"));
     }
-    if parts.is_empty() { "-".into() } else { parts.join(", ") }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 fn print_env(e: &Environment) {
@@ -136,16 +172,31 @@ fn print_env(e: &Environment) {
     }
     println!("  projects: {}", list_or_dash(&e.projects));
     println!("  requires: {}", requires(e));
-    for (label, value) in [("image", &e.image), ("disk", &e.disk), ("command", &e.command)] {
+    for (label, value) in [
+        ("image", &e.image),
+        ("disk", &e.disk),
+        ("command", &e.command),
+    ] {
         if let Some(v) = value {
             println!("  {label}: {v}");
         }
     }
     if let Some(p) = &e.python {
-        let what = p.lock.as_deref().or(p.requirements.as_deref()).unwrap_or("-");
-        println!("  python: {} from {what}", p.version.as_deref().unwrap_or("any"));
+        let what = p
+            .lock
+            .as_deref()
+            .or(p.requirements.as_deref())
+            .unwrap_or("-");
+        println!(
+            "  python: {} from {what}",
+            p.version.as_deref().unwrap_or("any")
+        );
     }
     for t in &e.tools {
-        println!("  tool {}: {}", t.name, t.url.as_deref().or(t.command.as_deref()).unwrap_or("-"));
+        println!(
+            "  tool {}: {}",
+            t.name,
+            t.url.as_deref().or(t.command.as_deref()).unwrap_or("-")
+        );
     }
 }

@@ -50,18 +50,37 @@ pub enum WorkspaceCmd {
 impl WorkspaceCmd {
     pub async fn run(self, c: &Client) -> anyhow::Result<()> {
         match self {
-            WorkspaceCmd::Create { path, name, description } => {
+            WorkspaceCmd::Create {
+                path,
+                name,
+                description,
+            } => {
                 let body = json!({ "path": super::absolute(&path)?, "create": true, "name": name, "description": description });
                 let ws: Workspace = c.send(Method::POST, "/workspaces", Some(&body)).await?;
                 c.print(&ws, |ws| {
-                    println!("created workspace {:?} ({}) in {}", ws.name, ws.id, ws.path.display());
-                    println!("edit {} to add projects and environments", ws.path.join(aienv_core::MANIFEST_FILE).display());
+                    println!(
+                        "created workspace {:?} ({}) in {}",
+                        ws.name,
+                        ws.id,
+                        ws.path.display()
+                    );
+                    println!(
+                        "edit {} to add projects and environments",
+                        ws.path.join(aienv_core::MANIFEST_FILE).display()
+                    );
                 });
             }
             WorkspaceCmd::Add { path } => {
                 let body = json!({ "path": super::absolute(&path)? });
                 let ws: Workspace = c.send(Method::POST, "/workspaces", Some(&body)).await?;
-                c.print(&ws, |ws| println!("registered workspace {:?} ({}) at {}", ws.name, ws.id, ws.path.display()));
+                c.print(&ws, |ws| {
+                    println!(
+                        "registered workspace {:?} ({}) at {}",
+                        ws.name,
+                        ws.id,
+                        ws.path.display()
+                    )
+                });
             }
             WorkspaceCmd::List => {
                 let list: Vec<WorkspaceSummary> = c.get("/workspaces").await?;
@@ -90,9 +109,16 @@ impl WorkspaceCmd {
                 let ws: Workspace = c.get(&format!("/workspaces/{}", seg(&workspace))).await?;
                 c.print(&ws, print_workspace);
             }
-            WorkspaceCmd::Edit { workspace, name, description, share, access } => {
+            WorkspaceCmd::Edit {
+                workspace,
+                name,
+                description,
+                share,
+                access,
+            } => {
                 let sharing = if share.is_some() || access.is_some() {
-                    let current: Workspace = c.get(&format!("/workspaces/{}", seg(&workspace))).await?;
+                    let current: Workspace =
+                        c.get(&format!("/workspaces/{}", seg(&workspace))).await?;
                     let mut s = current.manifest.map(|m| m.sharing).unwrap_or_default();
                     if let Some(on) = share {
                         s.enabled = on;
@@ -105,13 +131,32 @@ impl WorkspaceCmd {
                     None::<Sharing>
                 };
                 let body = json!({ "name": name, "description": description, "sharing": sharing });
-                let ws: Workspace = c.send(Method::PATCH, &format!("/workspaces/{}", seg(&workspace)), Some(&body)).await?;
-                c.print(&ws, |ws| println!("updated workspace {:?} ({})", ws.name, ws.id));
+                let ws: Workspace = c
+                    .send(
+                        Method::PATCH,
+                        &format!("/workspaces/{}", seg(&workspace)),
+                        Some(&body),
+                    )
+                    .await?;
+                c.print(&ws, |ws| {
+                    println!("updated workspace {:?} ({})", ws.name, ws.id)
+                });
             }
             WorkspaceCmd::Remove { workspace } => {
-                let ws: Workspace = c.send(Method::DELETE, &format!("/workspaces/{}", seg(&workspace)), None::<&()>).await?;
+                let ws: Workspace = c
+                    .send(
+                        Method::DELETE,
+                        &format!("/workspaces/{}", seg(&workspace)),
+                        None::<&()>,
+                    )
+                    .await?;
                 c.print(&ws, |ws| {
-                    println!("forgot workspace {:?} ({}); its files are still in {}", ws.name, ws.id, ws.path.display())
+                    println!(
+                        "forgot workspace {:?} ({}); its files are still in {}",
+                        ws.name,
+                        ws.id,
+                        ws.path.display()
+                    )
                 });
             }
         }
@@ -132,16 +177,47 @@ fn print_workspace(ws: &Workspace) {
     if let Some(d) = &m.workspace.description {
         println!("  description: {d}");
     }
-    let access = serde_json::to_value(m.sharing.access).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-    println!("  shared: {}", if m.sharing.enabled { format!("yes ({access})") } else { "no".into() });
-    println!("  projects:{}", if m.projects.is_empty() { " none" } else { "" });
+    let access = serde_json::to_value(m.sharing.access)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    println!(
+        "  shared: {}",
+        if m.sharing.enabled {
+            format!("yes ({access})")
+        } else {
+            "no".into()
+        }
+    );
+    println!(
+        "  projects:{}",
+        if m.projects.is_empty() { " none" } else { "" }
+    );
     for p in &m.projects {
-        let git = p.git.as_ref().map_or(String::new(), |g| format!("  git {}{}", g.remote, g.rev.as_ref().map_or(String::new(), |r| format!(" @ {r}"))));
+        let git = p.git.as_ref().map_or(String::new(), |g| {
+            format!(
+                "  git {}{}",
+                g.remote,
+                g.rev.as_ref().map_or(String::new(), |r| format!(" @ {r}"))
+            )
+        });
         println!("    {}  ({}/){git}", p.name, p.dir());
     }
-    println!("  environments:{}", if m.environments.is_empty() { " none" } else { "" });
+    println!(
+        "  environments:{}",
+        if m.environments.is_empty() {
+            " none"
+        } else {
+            ""
+        }
+    );
     for e in &m.environments {
         let tools: Vec<String> = e.tools.iter().map(|t| t.name.clone()).collect();
-        println!("    {}  {}  tools: {}", e.name, e.kind.as_str(), list_or_dash(&tools));
+        println!(
+            "    {}  {}  tools: {}",
+            e.name,
+            e.kind.as_str(),
+            list_or_dash(&tools)
+        );
     }
 }

@@ -34,7 +34,10 @@ impl ManifestDoc {
             let at = e.span().map_or(0, |s| s.start);
             ManifestError::at(file, text, at, e.message().trim_end().to_string())
         })?;
-        Ok(ManifestDoc { file: file.to_path_buf(), doc })
+        Ok(ManifestDoc {
+            file: file.to_path_buf(),
+            doc,
+        })
     }
 
     /// The document as text, ready to be written.
@@ -72,7 +75,9 @@ impl ManifestDoc {
 
     pub fn set_sharing(&mut self, sharing: &Sharing) {
         let table = self.doc["sharing"].or_insert(toml_edit::table());
-        let Some(table) = table.as_table_like_mut() else { return };
+        let Some(table) = table.as_table_like_mut() else {
+            return;
+        };
         set_keeping_comment(table, "enabled", sharing.enabled.into());
         set_keeping_comment(table, "access", serde_plain(&sharing.access).into());
         for (key, list) in [("exclude", &sharing.exclude), ("include", &sharing.include)] {
@@ -85,7 +90,10 @@ impl ManifestDoc {
 
     pub fn add_project(&mut self, project: &Project) -> Result<(), EditError> {
         if self.project_index(&project.name).is_some() {
-            return Err(EditError::Exists { what: "project", name: project.name.clone() });
+            return Err(EditError::Exists {
+                what: "project",
+                name: project.name.clone(),
+            });
         }
         let projects = self.doc["project"].or_insert(Item::ArrayOfTables(ArrayOfTables::new()));
         if let Some(array) = projects.as_array_of_tables_mut() {
@@ -95,9 +103,14 @@ impl ManifestDoc {
     }
 
     pub fn replace_project(&mut self, name: &str, project: &Project) -> Result<(), EditError> {
-        let i = self.project_index(name).ok_or_else(|| not_found("project", name))?;
+        let i = self
+            .project_index(name)
+            .ok_or_else(|| not_found("project", name))?;
         if project.name != name && self.project_index(&project.name).is_some() {
-            return Err(EditError::Exists { what: "project", name: project.name.clone() });
+            return Err(EditError::Exists {
+                what: "project",
+                name: project.name.clone(),
+            });
         }
         if let Some(array) = self.doc["project"].as_array_of_tables_mut()
             && let Some(table) = array.get_mut(i)
@@ -111,7 +124,9 @@ impl ManifestDoc {
     }
 
     pub fn remove_project(&mut self, name: &str) -> Result<(), EditError> {
-        let i = self.project_index(name).ok_or_else(|| not_found("project", name))?;
+        let i = self
+            .project_index(name)
+            .ok_or_else(|| not_found("project", name))?;
         if let Some(array) = self.doc["project"].as_array_of_tables_mut() {
             array.remove(i);
             if array.is_empty() {
@@ -122,8 +137,14 @@ impl ManifestDoc {
     }
 
     pub fn add_environment(&mut self, env: &Environment) -> Result<(), EditError> {
-        if self.environments().is_some_and(|t| t.contains_key(&env.name)) {
-            return Err(EditError::Exists { what: "environment", name: env.name.clone() });
+        if self
+            .environments()
+            .is_some_and(|t| t.contains_key(&env.name))
+        {
+            return Err(EditError::Exists {
+                what: "environment",
+                name: env.name.clone(),
+            });
         }
         self.insert_environment(env);
         Ok(())
@@ -134,12 +155,21 @@ impl ManifestDoc {
             return Err(not_found("environment", name));
         };
         if env.name != name && envs.contains_key(&env.name) {
-            return Err(EditError::Exists { what: "environment", name: env.name.clone() });
+            return Err(EditError::Exists {
+                what: "environment",
+                name: env.name.clone(),
+            });
         }
-        let decor = envs.get(name).and_then(Item::as_table).map(|t| t.decor().clone());
+        let decor = envs
+            .get(name)
+            .and_then(Item::as_table)
+            .map(|t| t.decor().clone());
         envs.remove(name);
         self.insert_environment(env);
-        if let (Some(decor), Some(t)) = (decor, self.environments_mut().and_then(|e| e.get_mut(&env.name))) {
+        if let (Some(decor), Some(t)) = (
+            decor,
+            self.environments_mut().and_then(|e| e.get_mut(&env.name)),
+        ) {
             if let Some(t) = t.as_table_mut() {
                 *t.decor_mut() = decor;
             }
@@ -204,7 +234,10 @@ fn set_keeping_comment(table: &mut dyn toml_edit::TableLike, key: &str, mut valu
 }
 
 fn not_found(what: &'static str, name: &str) -> EditError {
-    EditError::NotFound { what, name: name.to_string() }
+    EditError::NotFound {
+        what,
+        name: name.to_string(),
+    }
 }
 
 /// A model value as a TOML table, with nested structs as inline tables (`git = { ... }`), the way
@@ -246,5 +279,8 @@ fn array_of_tables(item: Item) -> ArrayOfTables {
 
 /// The serde name of a unit enum variant (`Access::Token` -> "token").
 fn serde_plain<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }

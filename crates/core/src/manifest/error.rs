@@ -20,19 +20,36 @@ pub struct ManifestError {
 
 impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
     }
 }
 
 impl ManifestError {
     pub fn whole_file(file: &Path, message: String) -> Self {
-        ManifestError { file: file.to_path_buf(), line: 1, column: 1, message }
+        ManifestError {
+            file: file.to_path_buf(),
+            line: 1,
+            column: 1,
+            message,
+        }
     }
 
     /// An error at byte offset `at` of `text`.
     pub fn at(file: &Path, text: &str, at: usize, message: String) -> Self {
         let (line, column) = line_column(text, at);
-        ManifestError { file: file.to_path_buf(), line, column, message }
+        ManifestError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message,
+        }
     }
 
     pub(crate) fn from_toml(file: &Path, text: &str, e: &toml::de::Error) -> Self {

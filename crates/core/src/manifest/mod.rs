@@ -39,7 +39,8 @@ pub fn parse(text: &str, file: &Path) -> Result<Manifest, ManifestError> {
             ),
         ));
     }
-    let raw: raw::RawManifest = toml::from_str(text).map_err(|e| ManifestError::from_toml(file, text, &e))?;
+    let raw: raw::RawManifest =
+        toml::from_str(text).map_err(|e| ManifestError::from_toml(file, text, &e))?;
     validate::validate(raw, text, file)
 }
 
@@ -53,13 +54,17 @@ pub fn load(dir: &Path) -> Result<Manifest, ManifestError> {
 /// Reads a manifest file, turning I/O failures into a [`ManifestError`] that says what to do.
 pub fn read_text(file: &Path) -> Result<String, ManifestError> {
     match std::fs::read(file) {
-        Ok(bytes) => String::from_utf8(bytes)
-            .map_err(|e| ManifestError::whole_file(file, format!("the manifest is not UTF-8 text ({e})"))),
+        Ok(bytes) => String::from_utf8(bytes).map_err(|e| {
+            ManifestError::whole_file(file, format!("the manifest is not UTF-8 text ({e})"))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ManifestError::whole_file(
             file,
             "there is no aienv.toml here (create one with `aienv workspace create`)".to_string(),
         )),
-        Err(e) => Err(ManifestError::whole_file(file, format!("cannot read the manifest: {e}"))),
+        Err(e) => Err(ManifestError::whole_file(
+            file,
+            format!("cannot read the manifest: {e}"),
+        )),
     }
 }
 

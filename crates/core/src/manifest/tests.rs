@@ -70,15 +70,25 @@ fn the_architecture_example_parses_into_the_model() {
     assert_eq!(m.sharing.access, Access::Token);
     assert_eq!(m.sharing.exclude, [".venv/", "*.ckpt"]);
     assert_eq!(m.projects.len(), 1);
-    assert_eq!(m.projects[0].git.as_ref().unwrap().rev.as_deref(), Some("main"));
+    assert_eq!(
+        m.projects[0].git.as_ref().unwrap().rev.as_deref(),
+        Some("main")
+    );
     let names: Vec<_> = m.environments.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, ["notebook", "sandbox", "serve"], "environments are listed by name");
+    assert_eq!(
+        names,
+        ["notebook", "sandbox", "serve"],
+        "environments are listed by name"
+    );
     let nb = m.environment("notebook").unwrap();
     assert_eq!(nb.kind, EnvKind::Process);
     assert_eq!(nb.requires.gpus, Some(1));
     assert_eq!(nb.requires.vram_gb, Some(16.0));
     assert_eq!(nb.tools[0].name, "JupyterLab");
-    assert_eq!(nb.tools[0].ready.as_ref().unwrap().http.as_deref(), Some("/api/status"));
+    assert_eq!(
+        nb.tools[0].ready.as_ref().unwrap().http.as_deref(),
+        Some("/api/status")
+    );
     assert_eq!(m.environment("serve").unwrap().ports, [8000]);
     assert_eq!(m.environment("sandbox").unwrap().cpus, Some(4));
 }
@@ -87,13 +97,25 @@ fn the_architecture_example_parses_into_the_model() {
 fn the_starter_manifest_parses_and_keeps_a_name_with_quotes() {
     let text = starter_manifest("my \"odd\" ws", Some("first try"));
     let err = parse(&text, file()).unwrap_err();
-    assert!(err.message.contains("invalid workspace name"), "names are checked: {err}");
+    assert!(
+        err.message.contains("invalid workspace name"),
+        "names are checked: {err}"
+    );
     let text = starter_manifest("demo", Some("a \"quoted\" description"));
     let m = parse(&text, file()).unwrap();
     assert_eq!(m.workspace.name, "demo");
-    assert_eq!(m.workspace.description.as_deref(), Some("a \"quoted\" description"));
-    assert!(!m.sharing.enabled, "a new workspace is not shared until the owner says so");
-    assert!(text.contains("# [environment.notebook]"), "the starter shows what can be added");
+    assert_eq!(
+        m.workspace.description.as_deref(),
+        Some("a \"quoted\" description")
+    );
+    assert!(
+        !m.sharing.enabled,
+        "a new workspace is not shared until the owner says so"
+    );
+    assert!(
+        text.contains("# [environment.notebook]"),
+        "the starter shows what can be added"
+    );
 }
 
 #[test]
@@ -107,19 +129,31 @@ fn a_syntax_error_names_file_line_and_column() {
 
 #[test]
 fn an_unknown_key_is_refused_at_its_position_with_the_keys_that_are_known() {
-    let text = "[workspace]\nname = \"x\"\n\n[environment.a]\nkind = \"process\"\nimgae = \"typo\"\n";
+    let text =
+        "[workspace]\nname = \"x\"\n\n[environment.a]\nkind = \"process\"\nimgae = \"typo\"\n";
     let e = err(text);
     assert_eq!((e.line, e.column), position_of(text, "imgae"), "{e}");
-    assert!(e.message.contains("unknown field `imgae`") && e.message.contains("image"), "{e}");
+    assert!(
+        e.message.contains("unknown field `imgae`") && e.message.contains("image"),
+        "{e}"
+    );
 }
 
 #[test]
 fn an_unknown_kind_or_access_lists_the_choices() {
     let e = err("[workspace]\nname = \"x\"\n[environment.a]\nkind = \"lambda\"\n");
     assert_eq!(e.line, 4);
-    assert!(e.message.contains("process") && e.message.contains("container") && e.message.contains("vm"), "{e}");
+    assert!(
+        e.message.contains("process")
+            && e.message.contains("container")
+            && e.message.contains("vm"),
+        "{e}"
+    );
     let e = err("[workspace]\nname = \"x\"\n[sharing]\naccess = \"public\"\n");
-    assert!(e.message.contains("open") && e.message.contains("approve"), "{e}");
+    assert!(
+        e.message.contains("open") && e.message.contains("approve"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -148,8 +182,13 @@ fn duplicate_names_are_refused_at_the_second_one() {
 
 #[test]
 fn paths_that_escape_the_workspace_are_refused() {
-    for (path, why) in [("../elsewhere", "outside"), ("/etc", "absolute"), ("a/../../b", "outside")] {
-        let text = format!("[workspace]\nname = \"x\"\n[[project]]\nname = \"p\"\npath = \"{path}\"\n");
+    for (path, why) in [
+        ("../elsewhere", "outside"),
+        ("/etc", "absolute"),
+        ("a/../../b", "outside"),
+    ] {
+        let text =
+            format!("[workspace]\nname = \"x\"\n[[project]]\nname = \"p\"\npath = \"{path}\"\n");
         let e = err(&text);
         assert_eq!((e.line, e.column), (5, 8), "{e}");
         assert!(e.message.contains(why), "{path}: {e}");
@@ -158,7 +197,8 @@ fn paths_that_escape_the_workspace_are_refused() {
     let ok = "[workspace]\nname = \"x\"\n[[project]]\nname = \"p\"\npath = \"a/../b\"\n";
     parse(ok, file()).unwrap();
 
-    let text = "[workspace]\nname = \"x\"\n[environment.v]\nkind = \"vm\"\ndisk = \"../../disk.qcow2\"\n";
+    let text =
+        "[workspace]\nname = \"x\"\n[environment.v]\nkind = \"vm\"\ndisk = \"../../disk.qcow2\"\n";
     assert!(err(text).message.contains("outside"));
     let text = "[workspace]\nname = \"x\"\n[sharing]\nexclude = [\"/home\"]\n";
     assert!(err(text).message.contains("absolute"));
@@ -176,14 +216,21 @@ fn references_to_unknown_projects_are_refused_with_the_known_ones() {
 
 #[test]
 fn keys_that_do_not_apply_to_the_kind_are_refused() {
-    let e = err("[workspace]\nname = \"x\"\n[environment.a]\nkind = \"process\"\nimage = \"ubuntu\"\n");
+    let e =
+        err("[workspace]\nname = \"x\"\n[environment.a]\nkind = \"process\"\nimage = \"ubuntu\"\n");
     assert_eq!(e.line, 5);
-    assert!(e.message.contains("`image` applies only to container environments"), "{e}");
+    assert!(
+        e.message
+            .contains("`image` applies only to container environments"),
+        "{e}"
+    );
     let e = err("[workspace]\nname = \"x\"\n[environment.a]\nkind = \"container\"\n");
     assert!(e.message.contains("needs `image"), "{e}");
     let e = err("[workspace]\nname = \"x\"\n[environment.a]\nkind = \"vm\"\n");
     assert!(e.message.contains("needs `disk"), "{e}");
-    let e = err("[workspace]\nname = \"x\"\n[environment.a]\nkind = \"container\"\nimage = \"u\"\ngpus = \"some\"\n");
+    let e = err(
+        "[workspace]\nname = \"x\"\n[environment.a]\nkind = \"container\"\nimage = \"u\"\ngpus = \"some\"\n",
+    );
     assert!(e.message.contains("\"all\" or a count"), "{e}");
 }
 
@@ -193,9 +240,13 @@ fn invalid_names_and_numbers_are_refused() {
     assert!(e.message.contains("invalid environment name"), "{e}");
     let e = err("[workspace]\nname = \"\"\n");
     assert!(e.message.contains("cannot be empty"), "{e}");
-    let e = err("[workspace]\nname = \"x\"\n[environment.a]\nkind = \"process\"\nrequires = { ram_gb = -1 }\n");
+    let e = err(
+        "[workspace]\nname = \"x\"\n[environment.a]\nkind = \"process\"\nrequires = { ram_gb = -1 }\n",
+    );
     assert!(e.message.contains("ram_gb must be more than 0"), "{e}");
-    let e = err("[workspace]\nname = \"x\"\n[environment.a]\nkind = \"container\"\nimage = \"u\"\nports = [70000]\n");
+    let e = err(
+        "[workspace]\nname = \"x\"\n[environment.a]\nkind = \"container\"\nimage = \"u\"\nports = [70000]\n",
+    );
     assert_eq!(e.line, 6, "{e}");
 }
 
@@ -203,7 +254,10 @@ fn invalid_names_and_numbers_are_refused() {
 fn tool_templates_may_only_use_known_placeholders_but_shell_variables_pass() {
     let text = "[workspace]\nname = \"x\"\n[environment.a]\nkind = \"process\"\n[[environment.a.tool]]\nname = \"t\"\nurl = \"http://{hots}:{port}/\"\n";
     let e = err(text);
-    assert!(e.message.contains("unknown placeholder {hots}") && e.message.contains("{host}"), "{e}");
+    assert!(
+        e.message.contains("unknown placeholder {hots}") && e.message.contains("{host}"),
+        "{e}"
+    );
     assert_eq!(e.line, 7);
     let ok = "[workspace]\nname = \"x\"\n[environment.a]\nkind = \"process\"\n[[environment.a.tool]]\nname = \"t\"\ncommand = \"serve --dir ${HOME} --cfg '{\\\"a\\\": 1}' --port {port}\"\n";
     parse(ok, file()).unwrap();
@@ -218,11 +272,20 @@ fn a_huge_or_binary_file_is_refused_before_parsing() {
     let e = load(dir.path()).unwrap_err();
     assert!(e.message.contains("not UTF-8"), "{e}");
     let e = load(&dir.path().join("missing")).unwrap_err();
-    assert!(e.message.contains("no aienv.toml") && e.message.contains("aienv workspace create"), "{e}");
+    assert!(
+        e.message.contains("no aienv.toml") && e.message.contains("aienv workspace create"),
+        "{e}"
+    );
 }
 
 fn tool(name: &str) -> Tool {
-    Tool { name: name.into(), command: Some("run --port {port}".into()), port: None, url: None, ready: None }
+    Tool {
+        name: name.into(),
+        command: Some("run --port {port}".into()),
+        port: None,
+        url: None,
+        ready: None,
+    }
 }
 
 fn process_env(name: &str) -> Environment {
@@ -260,10 +323,20 @@ fn edits_keep_comments_and_round_trip_through_the_parser() {
     doc.set_description(Some("changed"));
     let m = doc.validated().unwrap();
     let text = doc.render();
-    assert!(text.contains("# open | token | approve"), "comments survive an edit:\n{text}");
-    assert!(text.contains("[[environment.train.tool]]"), "tools are written as tables:\n{text}");
+    assert!(
+        text.contains("# open | token | approve"),
+        "comments survive an edit:\n{text}"
+    );
+    assert!(
+        text.contains("[[environment.train.tool]]"),
+        "tools are written as tables:\n{text}"
+    );
     assert_eq!(m.project("data").unwrap().dir(), "datasets/main");
-    assert_eq!(m.environment("train").unwrap(), &process_env("train"), "what was added is what is read back");
+    assert_eq!(
+        m.environment("train").unwrap(),
+        &process_env("train"),
+        "what was added is what is read back"
+    );
     assert_eq!(m.workspace.description.as_deref(), Some("changed"));
 
     let mut doc = ManifestDoc::parse(&text, file()).unwrap();
@@ -282,9 +355,15 @@ fn edits_that_break_the_rules_are_caught_before_writing() {
     let mut doc = ManifestDoc::parse(FULL, file()).unwrap();
     assert_eq!(
         doc.add_environment(&process_env("notebook")).unwrap_err(),
-        edit::EditError::Exists { what: "environment", name: "notebook".into() }
+        edit::EditError::Exists {
+            what: "environment",
+            name: "notebook".into()
+        }
     );
-    assert!(matches!(doc.remove_project("nope"), Err(edit::EditError::NotFound { .. })));
+    assert!(matches!(
+        doc.remove_project("nope"),
+        Err(edit::EditError::NotFound { .. })
+    ));
     // Removing a project an environment uses is an edit the validator refuses.
     doc.remove_project("trainer").unwrap();
     let e = doc.validated().unwrap_err();
@@ -293,5 +372,10 @@ fn edits_that_break_the_rules_are_caught_before_writing() {
     let mut bad = process_env("x");
     bad.image = Some("ubuntu".into());
     doc.add_environment(&bad).unwrap();
-    assert!(doc.validated().unwrap_err().message.contains("applies only to container"));
+    assert!(
+        doc.validated()
+            .unwrap_err()
+            .message
+            .contains("applies only to container")
+    );
 }

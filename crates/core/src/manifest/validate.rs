@@ -13,10 +13,17 @@ use crate::model::{EnvKind, Environment, Manifest, Project, Sharing, Tool, Works
 /// Placeholders a tool's command and URL may use; the runtime fills them in.
 pub const TOOL_PLACEHOLDERS: &[&str] = &["host", "port", "token", "workspace"];
 
-pub(super) fn validate(raw: RawManifest, text: &str, file: &Path) -> Result<Manifest, ManifestError> {
+pub(super) fn validate(
+    raw: RawManifest,
+    text: &str,
+    file: &Path,
+) -> Result<Manifest, ManifestError> {
     let v = Validator { text, file };
     let Some(ws) = raw.workspace else {
-        return Err(v.at(0, "missing [workspace] table: add `[workspace]` with `name = \"...\"`".into()));
+        return Err(v.at(
+            0,
+            "missing [workspace] table: add `[workspace]` with `name = \"...\"`".into(),
+        ));
     };
     let ws_span = ws.span().start;
     let ws = ws.into_inner();
@@ -46,7 +53,13 @@ pub(super) fn validate(raw: RawManifest, text: &str, file: &Path) -> Result<Mani
         let at = p.get_ref().name.span().start;
         let p = v.project(p)?;
         if projects.iter().any(|q: &Project| q.name == p.name) {
-            return Err(v.at(at, format!("two projects are named {:?}; project names must be unique", p.name)));
+            return Err(v.at(
+                at,
+                format!(
+                    "two projects are named {:?}; project names must be unique",
+                    p.name
+                ),
+            ));
         }
         projects.push(p);
     }
@@ -60,7 +73,10 @@ pub(super) fn validate(raw: RawManifest, text: &str, file: &Path) -> Result<Mani
     }
 
     Ok(Manifest {
-        workspace: WorkspaceInfo { name: name.into_inner(), description: ws.description },
+        workspace: WorkspaceInfo {
+            name: name.into_inner(),
+            description: ws.description,
+        },
         sharing,
         projects,
         environments,
@@ -81,7 +97,10 @@ impl Validator<'_> {
     fn name(&self, what: &str, name: &Spanned<String>) -> Result<(), ManifestError> {
         match name_problem(name.get_ref()) {
             None => Ok(()),
-            Some(why) => Err(self.at(name.span().start, format!("invalid {what} {:?}: {why}", name.get_ref()))),
+            Some(why) => Err(self.at(
+                name.span().start,
+                format!("invalid {what} {:?}: {why}", name.get_ref()),
+            )),
         }
     }
 
@@ -89,7 +108,10 @@ impl Validator<'_> {
     fn relative_path(&self, what: &str, path: &Spanned<String>) -> Result<(), ManifestError> {
         match path_problem(path.get_ref()) {
             None => Ok(()),
-            Some(why) => Err(self.at(path.span().start, format!("{what} {:?} {why}", path.get_ref()))),
+            Some(why) => Err(self.at(
+                path.span().start,
+                format!("{what} {:?} {why}", path.get_ref()),
+            )),
         }
     }
 
@@ -124,33 +146,93 @@ impl Validator<'_> {
                 let known = if projects.is_empty() {
                     "this manifest declares no [[project]]".to_string()
                 } else {
-                    format!("known projects: {}", projects.iter().copied().collect::<Vec<_>>().join(", "))
+                    format!(
+                        "known projects: {}",
+                        projects.iter().copied().collect::<Vec<_>>().join(", ")
+                    )
                 };
-                return Err(self.at(p.span().start, format!("{ctx} uses unknown project {:?} ({known})", p.get_ref())));
+                return Err(self.at(
+                    p.span().start,
+                    format!("{ctx} uses unknown project {:?} ({known})", p.get_ref()),
+                ));
             }
         }
         // Which keys make sense for which kind: a key that would be silently ignored is an error.
-        self.only_for(&ctx, e.kind, "python", e.python.as_ref().map(|s| s.span().start), &[EnvKind::Process])?;
-        self.only_for(&ctx, e.kind, "image", e.image.as_ref().map(|s| s.span().start), &[EnvKind::Container])?;
-        self.only_for(&ctx, e.kind, "gpus", e.gpus.as_ref().map(|s| s.span().start), &[EnvKind::Container])?;
-        self.only_for(&ctx, e.kind, "disk", e.disk.as_ref().map(|s| s.span().start), &[EnvKind::Vm])?;
+        self.only_for(
+            &ctx,
+            e.kind,
+            "python",
+            e.python.as_ref().map(|s| s.span().start),
+            &[EnvKind::Process],
+        )?;
+        self.only_for(
+            &ctx,
+            e.kind,
+            "image",
+            e.image.as_ref().map(|s| s.span().start),
+            &[EnvKind::Container],
+        )?;
+        self.only_for(
+            &ctx,
+            e.kind,
+            "gpus",
+            e.gpus.as_ref().map(|s| s.span().start),
+            &[EnvKind::Container],
+        )?;
+        self.only_for(
+            &ctx,
+            e.kind,
+            "disk",
+            e.disk.as_ref().map(|s| s.span().start),
+            &[EnvKind::Vm],
+        )?;
         let limits = [EnvKind::Container, EnvKind::Vm];
-        self.only_for(&ctx, e.kind, "ports", e.ports.as_ref().map(|s| s.span().start), &limits)?;
-        self.only_for(&ctx, e.kind, "memory_gb", e.memory_gb.as_ref().map(|s| s.span().start), &limits)?;
-        self.only_for(&ctx, e.kind, "cpus", e.cpus.as_ref().map(|s| s.span().start), &limits)?;
+        self.only_for(
+            &ctx,
+            e.kind,
+            "ports",
+            e.ports.as_ref().map(|s| s.span().start),
+            &limits,
+        )?;
+        self.only_for(
+            &ctx,
+            e.kind,
+            "memory_gb",
+            e.memory_gb.as_ref().map(|s| s.span().start),
+            &limits,
+        )?;
+        self.only_for(
+            &ctx,
+            e.kind,
+            "cpus",
+            e.cpus.as_ref().map(|s| s.span().start),
+            &limits,
+        )?;
         match e.kind {
             EnvKind::Container if e.image.is_none() => {
-                return Err(self.at(at, format!("{ctx} is a container and needs `image = \"...\"`")));
+                return Err(self.at(
+                    at,
+                    format!("{ctx} is a container and needs `image = \"...\"`"),
+                ));
             }
             EnvKind::Vm if e.disk.is_none() => {
-                return Err(self.at(at, format!("{ctx} is a vm and needs `disk = \"path/to/image.qcow2\"`")));
+                return Err(self.at(
+                    at,
+                    format!("{ctx} is a vm and needs `disk = \"path/to/image.qcow2\"`"),
+                ));
             }
             _ => {}
         }
         if let Some(python) = &e.python {
-            for file in [&python.get_ref().requirements, &python.get_ref().lock].into_iter().flatten() {
+            for file in [&python.get_ref().requirements, &python.get_ref().lock]
+                .into_iter()
+                .flatten()
+            {
                 if let Some(why) = path_problem(file) {
-                    return Err(self.at(python.span().start, format!("{ctx}: python file {file:?} {why}")));
+                    return Err(self.at(
+                        python.span().start,
+                        format!("{ctx}: python file {file:?} {why}"),
+                    ));
                 }
             }
         }
@@ -161,18 +243,31 @@ impl Validator<'_> {
             && gpus.get_ref() != "all"
             && gpus.get_ref().parse::<u32>().is_err()
         {
-            return Err(self.at(gpus.span().start, format!("{ctx}: gpus must be \"all\" or a count such as \"1\"")));
+            return Err(self.at(
+                gpus.span().start,
+                format!("{ctx}: gpus must be \"all\" or a count such as \"1\""),
+            ));
         }
         if let Some(m) = &e.memory_gb
             && !(*m.get_ref() > 0.0)
         {
-            return Err(self.at(m.span().start, format!("{ctx}: memory_gb must be more than 0")));
+            return Err(self.at(
+                m.span().start,
+                format!("{ctx}: memory_gb must be more than 0"),
+            ));
         }
         if let Some(r) = &e.requires {
             let req = r.get_ref();
-            let sizes = [("ram_gb", req.ram_gb), ("vram_gb", req.vram_gb), ("disk_gb", req.disk_gb)];
+            let sizes = [
+                ("ram_gb", req.ram_gb),
+                ("vram_gb", req.vram_gb),
+                ("disk_gb", req.disk_gb),
+            ];
             if let Some((key, _)) = sizes.iter().find(|(_, v)| v.is_some_and(|v| !(v > 0.0))) {
-                return Err(self.at(r.span().start, format!("{ctx}: requires.{key} must be more than 0")));
+                return Err(self.at(
+                    r.span().start,
+                    format!("{ctx}: requires.{key} must be more than 0"),
+                ));
             }
         }
         let mut tools = Vec::with_capacity(e.tool.len());
@@ -181,7 +276,13 @@ impl Validator<'_> {
             let at = t.span().start;
             let tool = self.tool(&ctx, t.into_inner())?;
             if !tool_names.insert(tool.name.clone()) {
-                return Err(self.at(at, format!("{ctx} has two tools named {:?}; tool names must be unique", tool.name)));
+                return Err(self.at(
+                    at,
+                    format!(
+                        "{ctx} has two tools named {:?}; tool names must be unique",
+                        tool.name
+                    ),
+                ));
             }
             tools.push(tool);
         }
@@ -215,10 +316,17 @@ impl Validator<'_> {
     ) -> Result<(), ManifestError> {
         match at {
             Some(at) if !kinds.contains(&kind) => {
-                let allowed = kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(" and ");
+                let allowed = kinds
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" and ");
                 Err(self.at(
                     at,
-                    format!("{ctx} is a {} environment; `{key}` applies only to {allowed} environments", kind.as_str()),
+                    format!(
+                        "{ctx} is a {} environment; `{key}` applies only to {allowed} environments",
+                        kind.as_str()
+                    ),
                 ))
             }
             _ => Ok(()),
@@ -227,7 +335,10 @@ impl Validator<'_> {
 
     fn tool(&self, ctx: &str, t: RawTool) -> Result<Tool, ManifestError> {
         if t.name.get_ref().trim().is_empty() {
-            return Err(self.at(t.name.span().start, format!("{ctx}: a tool needs a non-empty name")));
+            return Err(self.at(
+                t.name.span().start,
+                format!("{ctx}: a tool needs a non-empty name"),
+            ));
         }
         for template in [&t.command, &t.url].into_iter().flatten() {
             if let Some(unknown) = unknown_placeholder(template.get_ref()) {
@@ -236,7 +347,11 @@ impl Validator<'_> {
                     format!(
                         "{ctx}, tool {:?}: unknown placeholder {{{unknown}}}; known: {}",
                         t.name.get_ref(),
-                        TOOL_PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
+                        TOOL_PLACEHOLDERS
+                            .iter()
+                            .map(|p| format!("{{{p}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }
@@ -274,11 +389,15 @@ pub(crate) fn path_problem(path: &str) -> Option<&'static str> {
     let mut depth = 0i32;
     for c in p.components() {
         match c {
-            Component::Prefix(_) | Component::RootDir => return Some("is absolute; use a path relative to the workspace"),
+            Component::Prefix(_) | Component::RootDir => {
+                return Some("is absolute; use a path relative to the workspace");
+            }
             Component::ParentDir => {
                 depth -= 1;
                 if depth < 0 {
-                    return Some("leads outside the workspace; keep it inside the workspace folder");
+                    return Some(
+                        "leads outside the workspace; keep it inside the workspace folder",
+                    );
                 }
             }
             Component::Normal(_) => depth += 1,

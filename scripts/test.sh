@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The one command that checks everything: installs what the tests need, then runs formatting,
+# lints (engine and desktop package) and every test (unit, API, end-to-end with real nodes).
+#
+#   scripts/test.sh
+#
+# With CI set, tests that need something missing fail instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "system packages"
+scripts/install-deps.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (engine and desktop) -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build the aienv binary the end-to-end tests start"
+cargo build --locked -p aienv-cli
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --no-fail-fast
+  cargo test --locked --doc
+else
+  echo "(cargo-nextest not found: using cargo test)"
+  cargo test --locked --no-fail-fast
+fi
