@@ -166,13 +166,10 @@ impl ManifestDoc {
             .map(|t| t.decor().clone());
         envs.remove(name);
         self.insert_environment(env);
-        if let (Some(decor), Some(t)) = (
-            decor,
-            self.environments_mut().and_then(|e| e.get_mut(&env.name)),
-        ) {
-            if let Some(t) = t.as_table_mut() {
-                *t.decor_mut() = decor;
-            }
+        if let Some(decor) = decor
+            && let Some(t) = self.environments_mut().and_then(|e| e.get_mut(&env.name)).and_then(Item::as_table_mut)
+        {
+            *t.decor_mut() = decor;
         }
         Ok(())
     }

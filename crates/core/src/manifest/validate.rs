@@ -249,7 +249,7 @@ impl Validator<'_> {
             ));
         }
         if let Some(m) = &e.memory_gb
-            && !(*m.get_ref() > 0.0)
+            && !positive(*m.get_ref())
         {
             return Err(self.at(
                 m.span().start,
@@ -263,7 +263,7 @@ impl Validator<'_> {
                 ("vram_gb", req.vram_gb),
                 ("disk_gb", req.disk_gb),
             ];
-            if let Some((key, _)) = sizes.iter().find(|(_, v)| v.is_some_and(|v| !(v > 0.0))) {
+            if let Some((key, _)) = sizes.iter().find(|(_, v)| v.is_some_and(|v| !positive(v))) {
                 return Err(self.at(
                     r.span().start,
                     format!("{ctx}: requires.{key} must be more than 0"),
@@ -364,6 +364,11 @@ impl Validator<'_> {
             ready: t.ready,
         })
     }
+}
+
+/// More than zero; `nan` (which TOML can spell) is not.
+fn positive(v: f64) -> bool {
+    v > 0.0
 }
 
 /// Why `name` is not a valid name, if it is not.
