@@ -167,7 +167,10 @@ impl ManifestDoc {
         envs.remove(name);
         self.insert_environment(env);
         if let Some(decor) = decor
-            && let Some(t) = self.environments_mut().and_then(|e| e.get_mut(&env.name)).and_then(Item::as_table_mut)
+            && let Some(t) = self
+                .environments_mut()
+                .and_then(|e| e.get_mut(&env.name))
+                .and_then(Item::as_table_mut)
         {
             *t.decor_mut() = decor;
         }
