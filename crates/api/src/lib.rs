@@ -58,6 +58,7 @@ pub fn router(node: Node) -> Router {
         )
         .merge(routes::ui::router())
         .fallback(routes::not_found)
+        .layer(axum::Extension(Arc::new(routes::ListCache::default())))
         .layer(axum::middleware::from_fn(error::shape_bare_errors))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

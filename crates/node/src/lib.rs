@@ -19,7 +19,8 @@ mod workspaces;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use aienv_core::config::Config;
@@ -47,6 +48,9 @@ struct Inner {
     events: broadcast::Sender<Event>,
     /// Registered workspaces by id. Readers take the read lock briefly and clone what they need.
     workspaces: RwLock<BTreeMap<String, Workspace>>,
+    /// Bumped on every change of `workspaces`, under its write lock, so that a reader holding the
+    /// read lock sees a revision that matches the data (front ends cache by it).
+    revision: AtomicU64,
     /// Serialises every change (API edits and reloads of hand edits) so that manifest writes,
     /// state updates and registry saves happen in one order.
     writes: Mutex<()>,
@@ -82,6 +86,7 @@ impl Node {
                 data_dir,
                 events,
                 workspaces: RwLock::new(BTreeMap::new()),
+                revision: AtomicU64::new(0),
                 writes: Mutex::new(()),
                 watcher: Mutex::new(None),
                 started,
@@ -135,6 +140,18 @@ impl Node {
 
     fn write_guard(&self) -> MutexGuard<'_, ()> {
         lock(&self.inner.writes)
+    }
+
+    /// The workspaces map for changing; counts as a new revision.
+    fn mutate(&self) -> RwLockWriteGuard<'_, BTreeMap<String, Workspace>> {
+        let guard = write(&self.inner.workspaces);
+        self.inner.revision.fetch_add(1, Ordering::SeqCst);
+        guard
+    }
+
+    /// A number that changes whenever any workspace changes: equal numbers mean equal listings.
+    pub fn revision(&self) -> u64 {
+        self.inner.revision.load(Ordering::SeqCst)
     }
 }
 

@@ -11,7 +11,7 @@ use aienv_core::manifest;
 use aienv_core::watch::ManifestWatcher;
 use tokio::sync::mpsc;
 
-use crate::{Node, SETTLE, lock, read, write};
+use crate::{Node, SETTLE, lock, read};
 
 impl Node {
     /// Starts the OS watcher and the task that turns its reports into reloads.
@@ -80,7 +80,7 @@ impl Node {
             Err(e) => {
                 tracing::warn!("{e}");
                 let id = ws.id.clone();
-                write(&self.inner.workspaces).insert(
+                self.mutate().insert(
                     id.clone(),
                     aienv_core::Workspace {
                         problem: Some(e.clone()),

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::error::{NodeError, Result};
-use crate::{Node, lock, read, write};
+use crate::{Node, lock, read};
 
 /// A request to create a new workspace (a starter manifest is written) or to register a folder
 /// that already has one.
@@ -42,12 +42,17 @@ pub struct WorkspacePatch {
 impl Node {
     /// Summaries of every registered workspace, by name.
     pub fn workspaces(&self) -> Vec<WorkspaceSummary> {
-        let mut list: Vec<_> = read(&self.inner.workspaces)
-            .values()
-            .map(Workspace::summary)
-            .collect();
+        self.workspaces_at_revision().1
+    }
+
+    /// [`Node::workspaces`] with the [`Node::revision`] it belongs to.
+    pub fn workspaces_at_revision(&self) -> (u64, Vec<WorkspaceSummary>) {
+        let all = read(&self.inner.workspaces);
+        let revision = self.revision();
+        let mut list: Vec<_> = all.values().map(Workspace::summary).collect();
+        drop(all);
         list.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
-        list
+        (revision, list)
     }
 
     /// A workspace by id, or by name when the name is unique.
@@ -126,9 +131,9 @@ impl Node {
             manifest: Some(manifest),
             problem: None,
         };
-        write(&self.inner.workspaces).insert(ws.id.clone(), ws.clone());
+        self.mutate().insert(ws.id.clone(), ws.clone());
         if let Err(e) = self.save_registry() {
-            write(&self.inner.workspaces).remove(&ws.id);
+            self.mutate().remove(&ws.id);
             return Err(e);
         }
         self.watch(&ws.path);
@@ -142,9 +147,9 @@ impl Node {
     pub fn remove_workspace(&self, key: &str) -> Result<Workspace> {
         let _w = self.write_guard();
         let ws = self.workspace(key)?;
-        write(&self.inner.workspaces).remove(&ws.id);
+        self.mutate().remove(&ws.id);
         if let Err(e) = self.save_registry() {
-            write(&self.inner.workspaces).insert(ws.id.clone(), ws);
+            self.mutate().insert(ws.id.clone(), ws);
             return Err(e);
         }
         if let Some(w) = lock(&self.inner.watcher).as_mut() {
@@ -222,7 +227,7 @@ impl Node {
         ws.name = manifest.workspace.name.clone();
         ws.manifest = Some(manifest);
         ws.problem = None;
-        write(&self.inner.workspaces).insert(ws.id.clone(), ws.clone());
+        self.mutate().insert(ws.id.clone(), ws.clone());
         self.emit(Event::WorkspaceChanged {
             workspace: ws.clone(),
             cause,
@@ -233,7 +238,7 @@ impl Node {
     /// Reads every registered workspace at start-up. A missing folder or a bad manifest does not
     /// stop the node: the workspace is listed with its problem, so the user can see and fix it.
     pub(crate) fn load_workspaces(&self, entries: Vec<RegistryEntry>) {
-        let mut all = write(&self.inner.workspaces);
+        let mut all = self.mutate();
         for entry in entries {
             let (manifest, problem) = match manifest::load(&entry.path) {
                 Ok(m) => (Some(m), None),

@@ -6,6 +6,8 @@ mod items;
 pub(crate) mod ui;
 mod workspaces;
 
+pub(crate) use workspaces::ListCache;
+
 use aienv_node::Node;
 use axum::http::{StatusCode, Uri};
 use utoipa_axum::router::OpenApiRouter;

@@ -1,8 +1,12 @@
 //! Workspaces: list, register (create or add), show, edit, forget; and the manifest as text.
 
+use std::sync::{Arc, Mutex};
+
 use aienv_core::{Workspace, WorkspaceSummary};
 use aienv_node::{NewWorkspace, Node, WorkspacePatch};
+use axum::Extension;
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -10,10 +14,36 @@ use axum::response::IntoResponse;
 use crate::blocking;
 use crate::error::{ApiError, Body, ErrorBody};
 
+/// The serialised listing of the last revision asked for. Listings are read far more often
+/// than workspaces change, and serialising a thousand of them on every request is what would
+/// limit a busy node.
+#[derive(Debug, Default)]
+pub struct ListCache(Mutex<Option<(u64, Bytes)>>);
+
 /// Every registered workspace, by name.
 #[utoipa::path(get, path = "/workspaces", tag = "workspaces", responses((status = 200, body = [WorkspaceSummary])))]
-pub async fn list(State(node): State<Node>) -> Json<Vec<WorkspaceSummary>> {
-    Json(node.workspaces())
+pub async fn list(
+    State(node): State<Node>,
+    Extension(cache): Extension<Arc<ListCache>>,
+) -> impl IntoResponse {
+    let cached = cache
+        .0
+        .lock()
+        .ok()
+        .and_then(|c| c.clone())
+        .filter(|(rev, _)| *rev == node.revision());
+    let body = match cached {
+        Some((_, body)) => body,
+        None => {
+            let (rev, list): (u64, Vec<WorkspaceSummary>) = node.workspaces_at_revision();
+            let body = Bytes::from(serde_json::to_vec(&list).expect("summaries serialise"));
+            if let Ok(mut c) = cache.0.lock() {
+                *c = Some((rev, body.clone()));
+            }
+            body
+        }
+    };
+    ([(header::CONTENT_TYPE, "application/json")], body)
 }
 
 /// Creates a workspace (`create: true` writes a starter manifest) or registers a folder that
