@@ -196,3 +196,93 @@ fn text_of(out: &std::process::Output) -> String {
     let (a, b) = text(out);
     a + &b
 }
+
+#[test]
+fn projects_and_environments_are_edited_from_the_cli() {
+    let node = TestNode::start("alpha").unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("lab");
+    ok(&node.cli(&["workspace", "create", dir.to_str().unwrap()]));
+    ok(&node.cli(&["project", "add", "lab", "code"]));
+    ok(&node.cli(&[
+        "project",
+        "edit",
+        "lab",
+        "code",
+        "--git",
+        "https://example.org/c.git",
+        "--rev",
+        "v2",
+        "--description",
+        "the code",
+    ]));
+    let p: Value =
+        serde_json::from_str(&ok(&node.cli(&["project", "show", "lab", "code", "--json"])))
+            .unwrap();
+    assert_eq!(
+        p["git"],
+        json!({"remote": "https://example.org/c.git", "rev": "v2"})
+    );
+    assert_eq!(p["description"], "the code");
+
+    ok(&node.cli(&[
+        "env",
+        "add",
+        "lab",
+        "box",
+        "--kind",
+        "vm",
+        "--disk",
+        "images/a.qcow2",
+        "--project",
+        "code",
+    ]));
+    ok(&node.cli(&[
+        "env",
+        "edit",
+        "lab",
+        "box",
+        "--rename",
+        "sandbox",
+        "--disk",
+        "images/b.qcow2",
+    ]));
+    let e: Value =
+        serde_json::from_str(&ok(&node.cli(&["env", "show", "lab", "sandbox", "--json"]))).unwrap();
+    assert_eq!(e["disk"], "images/b.qcow2");
+    assert_eq!(
+        e["projects"],
+        json!(["code"]),
+        "fields not given stay as they were"
+    );
+
+    // Renaming a project an environment uses is refused: the manifest would break.
+    let out = node.cli(&["project", "edit", "lab", "code", "--rename", "src"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text_of(&out).contains("unknown project \"code\""),
+        "{}",
+        text_of(&out)
+    );
+
+    ok(&node.cli(&[
+        "workspace",
+        "edit",
+        "lab",
+        "--share",
+        "true",
+        "--access",
+        "open",
+        "--description",
+        "shared lab",
+    ]));
+    let ws: Value =
+        serde_json::from_str(&ok(&node.cli(&["workspace", "show", "lab", "--json"]))).unwrap();
+    assert_eq!(ws["manifest"]["sharing"]["enabled"], true);
+    assert_eq!(ws["manifest"]["sharing"]["access"], "open");
+    let text = std::fs::read_to_string(dir.join("aienv.toml")).unwrap();
+    assert!(
+        text.contains("[environment.sandbox]") && text.contains("description = \"shared lab\""),
+        "{text}"
+    );
+}

@@ -42,6 +42,27 @@ pub enum EnvCmd {
         #[arg(long)]
         description: Option<String>,
     },
+    /// Change an environment; only the given fields change (the rest: edit aienv.toml).
+    Edit {
+        workspace: String,
+        env: String,
+        /// A new name.
+        #[arg(long)]
+        rename: Option<String>,
+        /// Replaces the list of projects; repeatable.
+        #[arg(long = "project")]
+        projects: Vec<String>,
+        /// An empty string removes it.
+        #[arg(long)]
+        command: Option<String>,
+        #[arg(long)]
+        image: Option<String>,
+        #[arg(long)]
+        disk: Option<String>,
+        /// An empty string removes it.
+        #[arg(long)]
+        description: Option<String>,
+    },
     /// Remove an environment from the manifest.
     #[command(alias = "rm")]
     Remove { workspace: String, env: String },
@@ -130,9 +151,41 @@ impl EnvCmd {
                     println!("added {} environment {:?}", e.kind.as_str(), e.name)
                 });
             }
+            EnvCmd::Edit {
+                workspace,
+                env,
+                rename,
+                projects,
+                command,
+                image,
+                disk,
+                description,
+            } => {
+                let mut e: Environment = c.get(&item_path(&workspace, &env)).await?;
+                if let Some(n) = rename {
+                    e.name = n;
+                }
+                if !projects.is_empty() {
+                    e.projects = projects;
+                }
+                let set = |field: &mut Option<String>, value: Option<String>| {
+                    if let Some(v) = value {
+                        *field = Some(v).filter(|v| !v.is_empty());
+                    }
+                };
+                set(&mut e.command, command);
+                set(&mut e.image, image);
+                set(&mut e.disk, disk);
+                set(&mut e.description, description);
+                let e: Environment = c
+                    .send(Method::PUT, &item_path(&workspace, &env), Some(&e))
+                    .await?;
+                c.print(&e, |e| println!("updated environment {:?}", e.name));
+            }
             EnvCmd::Remove { workspace, env } => {
-                let path = format!("/workspaces/{}/environments/{}", seg(&workspace), seg(&env));
-                let e: Environment = c.send(Method::DELETE, &path, None::<&()>).await?;
+                let e: Environment = c
+                    .send(Method::DELETE, &item_path(&workspace, &env), None::<&()>)
+                    .await?;
                 c.print(&e, |e| println!("removed environment {:?}", e.name));
             }
         }
@@ -199,4 +252,8 @@ fn print_env(e: &Environment) {
             t.url.as_deref().or(t.command.as_deref()).unwrap_or("-")
         );
     }
+}
+
+fn item_path(workspace: &str, env: &str) -> String {
+    format!("/workspaces/{}/environments/{}", seg(workspace), seg(env))
 }

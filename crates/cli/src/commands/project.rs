@@ -28,6 +28,26 @@ pub enum ProjectCmd {
         #[arg(long, requires = "git")]
         rev: Option<String>,
     },
+    /// Show one project.
+    Show { workspace: String, name: String },
+    /// Change a project's entry; only the given fields change. Its folder is not moved.
+    Edit {
+        workspace: String,
+        name: String,
+        /// A new name.
+        #[arg(long)]
+        rename: Option<String>,
+        #[arg(long)]
+        path: Option<String>,
+        /// An empty string removes it.
+        #[arg(long)]
+        description: Option<String>,
+        /// An empty string removes the git remote.
+        #[arg(long)]
+        git: Option<String>,
+        #[arg(long)]
+        rev: Option<String>,
+    },
     /// Remove a project from the manifest (its files stay).
     #[command(alias = "rm")]
     Remove { workspace: String, name: String },
@@ -79,9 +99,54 @@ impl ProjectCmd {
                     println!("added project {:?} ({}/)", p.name, p.dir())
                 });
             }
+            ProjectCmd::Show { workspace, name } => {
+                let p: Project = c.get(&item_path(&workspace, &name)).await?;
+                c.print(&p, print_project);
+            }
+            ProjectCmd::Edit {
+                workspace,
+                name,
+                rename,
+                path,
+                description,
+                git,
+                rev,
+            } => {
+                let mut p: Project = c.get(&item_path(&workspace, &name)).await?;
+                if let Some(n) = rename {
+                    p.name = n;
+                }
+                if let Some(path) = path {
+                    p.path = Some(path);
+                }
+                if let Some(d) = description {
+                    p.description = Some(d).filter(|d| !d.is_empty());
+                }
+                match git {
+                    Some(remote) if remote.is_empty() => p.git = None,
+                    Some(remote) => {
+                        p.git = Some(GitRef {
+                            remote,
+                            rev: p.git.and_then(|g| g.rev),
+                        })
+                    }
+                    None => {}
+                }
+                if let Some(rev) = rev {
+                    let Some(g) = p.git.as_mut() else {
+                        anyhow::bail!("project {name:?} has no git remote; pass --git URL too")
+                    };
+                    g.rev = Some(rev);
+                }
+                let p: Project = c
+                    .send(Method::PUT, &item_path(&workspace, &name), Some(&p))
+                    .await?;
+                c.print(&p, |p| println!("updated project {:?}", p.name));
+            }
             ProjectCmd::Remove { workspace, name } => {
-                let path = format!("/workspaces/{}/projects/{}", seg(&workspace), seg(&name));
-                let p: Project = c.send(Method::DELETE, &path, None::<&()>).await?;
+                let p: Project = c
+                    .send(Method::DELETE, &item_path(&workspace, &name), None::<&()>)
+                    .await?;
                 c.print(&p, |p| {
                     println!(
                         "removed project {:?} from the manifest; its folder {}/ is untouched",
@@ -92,5 +157,23 @@ impl ProjectCmd {
             }
         }
         Ok(())
+    }
+}
+
+fn item_path(workspace: &str, name: &str) -> String {
+    format!("/workspaces/{}/projects/{}", seg(workspace), seg(name))
+}
+
+fn print_project(p: &Project) {
+    println!("{} ({}/)", p.name, p.dir());
+    if let Some(d) = &p.description {
+        println!("  {d}");
+    }
+    if let Some(g) = &p.git {
+        println!(
+            "  git: {}{}",
+            g.remote,
+            g.rev.as_ref().map_or(String::new(), |r| format!(" @ {r}"))
+        );
     }
 }
