@@ -73,14 +73,11 @@ async fn the_cli_and_http_manage_workspaces_and_hand_edits_arrive_live() {
 
     // HTTP sees the same.
     let http = reqwest::Client::new();
-    let got: Value = http
-        .get(format!("{}/api/v1/workspaces/{id}/environments", node.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = get_json(
+        &http,
+        format!("{}/api/v1/workspaces/{id}/environments", node.url),
+    )
+    .await;
     assert_eq!(got[0]["name"], "serve");
 
     // A hand edit of aienv.toml: the new environment arrives over the WebSocket.
@@ -119,14 +116,7 @@ async fn the_cli_and_http_manage_workspaces_and_hand_edits_arrive_live() {
         e["error"]["message"].as_str().unwrap().contains("procss"),
         "{e}"
     );
-    let ws: Value = http
-        .get(format!("{}/api/v1/workspaces/llm", node.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ws: Value = get_json(&http, format!("{}/api/v1/workspaces/llm", node.url)).await;
     assert_eq!(ws["problem"]["line"], line);
     assert_eq!(
         ws["manifest"]["environments"].as_array().unwrap().len(),
@@ -285,4 +275,8 @@ fn projects_and_environments_are_edited_from_the_cli() {
         text.contains("[environment.sandbox]") && text.contains("description = \"shared lab\""),
         "{text}"
     );
+}
+
+async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
 }

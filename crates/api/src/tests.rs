@@ -73,6 +73,11 @@ impl Fixture {
     }
 }
 
+/// The error message of an error answer.
+fn message(got: &(StatusCode, Value)) -> &str {
+    got.1["error"]["message"].as_str().unwrap_or_default()
+}
+
 fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str) {
     assert_eq!(got.0, status, "{}", got.1);
     assert_eq!(got.1["error"]["code"], code, "{}", got.1);
@@ -258,12 +263,7 @@ async fn bad_requests_get_the_error_shape_with_a_fitting_status() {
         )
         .await;
     assert_error(&unknown, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
-    assert!(
-        unknown.1["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("colour")
-    );
+    assert!(message(&unknown).contains("colour"));
 
     let huge = json!({"path": "x".repeat(crate::MAX_BODY_BYTES + 1)});
     assert_error(
@@ -333,12 +333,7 @@ async fn an_edit_that_would_break_the_manifest_is_refused_and_nothing_is_written
         )
         .await;
     assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifest");
-    assert!(
-        got.1["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("needs `image")
-    );
+    assert!(message(&got).contains("needs `image"));
     assert!(
         got.1["error"]["location"]["line"].as_u64().is_some(),
         "the position comes along: {}",
@@ -362,12 +357,7 @@ async fn an_edit_that_would_break_the_manifest_is_refused_and_nothing_is_written
         )
         .await;
     assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifest");
-    assert!(
-        got.1["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("outside the workspace")
-    );
+    assert!(message(&got).contains("outside the workspace"));
 
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
