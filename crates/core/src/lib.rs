@@ -11,6 +11,7 @@ pub mod event;
 pub mod fsutil;
 pub mod manifest;
 pub mod model;
+pub mod peer;
 pub mod registry;
 pub mod watch;
 
