@@ -1,0 +1,16 @@
+//! aienv sharing: what this node offers its peers ([`shares`]), and the [`Catalog`] that merges
+//! local and remote shared environments into one list.
+//!
+//! The repository half lives here now: share lists and the catalog. Packing, streaming and
+//! verifying files for clones come with the clone flow. Depends on `aienv-core`; talks HTTP to
+//! peers (reqwest) but serves nothing itself (the API crate serves `GET /api/v1/shares`).
+
+mod catalog;
+mod fetch;
+pub mod shares;
+mod size;
+
+pub use catalog::{Catalog, CatalogEntry, Owner, RemoteStatus};
+pub use fetch::{FetchError, fetch_shares};
+pub use shares::{ShareList, ShareOwner, SharedEnvironment, SharedWorkspace};
+pub use size::SizeCache;
