@@ -46,6 +46,7 @@ async fn start_node() -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind(node.config().listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
     node.publish_address(&url)?;
+    node.go_online(listener.local_addr()?.port()).await?;
     tauri::async_runtime::spawn(async move {
         let shutdown = std::future::pending::<()>();
         if let Err(e) = aienv_api::serve(listener, node, shutdown).await {

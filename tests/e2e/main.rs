@@ -1,5 +1,6 @@
 //! End-to-end tests: real `aienv serve` processes on 127.0.0.1, driven by the real CLI, HTTP and
 //! the WebSocket event stream.
 
+mod lan; // discovery between real nodes on 127.0.0.1: join, goodbye, crash, restart, catalog, static peers
 mod serve; // starting, stopping and refusing to start: ports, data dirs, registries
 mod workspaces; // CRUD through the CLI and HTTP, and hand edits seen live over the WebSocket

@@ -44,9 +44,14 @@ pub struct TestNode {
 impl TestNode {
     /// Starts a node on 127.0.0.1 with a free port and a fresh data dir.
     pub fn start(name: &str) -> anyhow::Result<TestNode> {
+        Self::start_with(name, &[])
+    }
+
+    /// [`TestNode::start`] with more `serve` flags.
+    pub fn start_with(name: &str, extra: &[&str]) -> anyhow::Result<TestNode> {
         let tmp = tempfile::tempdir()?;
         let data_dir = tmp.path().join("data");
-        let mut node = Self::start_in(&data_dir, name, &[])?;
+        let mut node = Self::start_in(&data_dir, name, extra)?;
         node._tmp = Some(tmp);
         Ok(node)
     }
@@ -105,6 +110,44 @@ impl TestNode {
         cli_with_env(args, &[("AIENV_DATA_DIR", self.data_dir.as_os_str())])
     }
 
+    /// `aienv ARGS --json` against this node, parsed.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.cli(&all);
+        assert!(
+            out.status.success(),
+            "aienv {args:?} failed: {:?}",
+            text(&out)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    }
+
+    /// The ids of the peers this node lists.
+    pub fn peer_ids(&self) -> Vec<String> {
+        let peers = self.json(&["peers"]);
+        peers
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["id"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// This node's instance id.
+    pub fn instance_id(&self) -> String {
+        self.json(&["discovery", "status"])["instance_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Sends SIGKILL (a crash: no goodbye) and waits for it to die.
+    pub fn crash(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         let pid = self.child.id().to_string();
@@ -149,6 +192,11 @@ pub fn serve_command(data_dir: &Path, name: &str, extra: &[&str]) -> Command {
     if !extra.contains(&"--listen") {
         cmd.args(["--listen", "127.0.0.1:0"]);
     }
+    // Discovery pinned to loopback, on a group port of its own unless the test shares one
+    // between its nodes: tests running at once must not see each other's nodes.
+    if !extra.contains(&"--discovery-group") {
+        cmd.args(["--discovery-group", &private_group()]);
+    }
     cmd.args(["--discovery-interface", "127.0.0.1", "--name", name])
         .arg("--data-dir")
         .arg(data_dir)
@@ -159,6 +207,27 @@ pub fn serve_command(data_dir: &Path, name: &str, extra: &[&str]) -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     cmd
+}
+
+/// A discovery group address on a free UDP port, for the nodes of one test.
+pub fn private_group() -> String {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(47999);
+    format!("239.255.77.77:{port}")
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or fails after `limit` with `what`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Runs `aienv ARGS` with the given environment (and none of the caller's AIENV_* settings).

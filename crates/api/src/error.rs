@@ -53,9 +53,10 @@ impl From<NodeError> for ApiError {
             NodeError::Ambiguous(_) | NodeError::Exists(_) => StatusCode::CONFLICT,
             NodeError::InvalidManifest(_) => StatusCode::UNPROCESSABLE_ENTITY,
             NodeError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            NodeError::DataDir(_) | NodeError::Registry(_) | NodeError::Io { .. } => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            NodeError::DataDir(_)
+            | NodeError::Registry(_)
+            | NodeError::Discovery(_)
+            | NodeError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let location = match &e {
             NodeError::InvalidManifest(m) => Some(m.clone()),

@@ -57,6 +57,13 @@ enum Command {
     /// List, show, add and remove the environments of a workspace.
     #[command(subcommand)]
     Env(commands::env::EnvCmd),
+    /// Peers on the LAN; add or remove peers by address.
+    Peers(commands::peers::PeersArgs),
+    /// Local and remote shared environments in one list.
+    Catalog,
+    /// Discovery diagnostics: interfaces, packets, drops by reason, static peers.
+    #[command(subcommand)]
+    Discovery(commands::peers::DiscoveryCmd),
     /// Follow the node's events (one JSON object a line) until interrupted.
     Events,
 }
@@ -76,6 +83,14 @@ fn main() -> ExitCode {
                     Command::Workspace(cmd) => cmd.run(&client).await,
                     Command::Project(cmd) => cmd.run(&client).await,
                     Command::Env(cmd) => cmd.run(&client).await,
+                    Command::Peers(args) => {
+                        args.command
+                            .unwrap_or(commands::peers::PeersCmd::List)
+                            .run(&client)
+                            .await
+                    }
+                    Command::Catalog => commands::peers::catalog(&client).await,
+                    Command::Discovery(cmd) => cmd.run(&client).await,
                     Command::Events => commands::events::follow(&client).await,
                     Command::Serve(_) => unreachable!("handled above"),
                 }

@@ -32,3 +32,44 @@ pub fn list_or_dash(items: &[String]) -> String {
         items.join(",")
     }
 }
+
+/// Requirements in a few words: "1 gpu, 16 GB vram".
+pub fn requires(r: &aienv_core::Requirements) -> String {
+    let mut parts = Vec::new();
+    if let Some(n) = r.gpus {
+        parts.push(format!("{n} gpu"));
+    }
+    if let Some(v) = r.vram_gb {
+        parts.push(format!("{v} GB vram"));
+    }
+    if let Some(v) = r.ram_gb {
+        parts.push(format!("{v} GB ram"));
+    }
+    if let Some(v) = r.cpus {
+        parts.push(format!("{v} cpu"));
+    }
+    if let Some(v) = &r.cuda {
+        parts.push(format!("cuda {v}"));
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// A byte count for people: "1.6 GB".
+pub fn bytes(n: u64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}

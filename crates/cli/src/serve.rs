@@ -25,6 +25,9 @@ pub struct ServeArgs {
     /// Name shown to peers and in the UI (default: the host name).
     #[arg(long, env = "AIENV_NAME")]
     name: Option<String>,
+    /// Discovery multicast group and port (all nodes of a LAN must agree).
+    #[arg(long, env = "AIENV_DISCOVERY_GROUP", value_name = "GROUP:PORT")]
+    discovery_group: Option<std::net::SocketAddrV4>,
 }
 
 pub async fn run(
@@ -44,6 +47,8 @@ pub async fn run(
         discovery_interfaces: (!args.discovery_interfaces.is_empty())
             .then_some(args.discovery_interfaces),
         api_key,
+        discovery_group: args.discovery_group,
+        static_peers: None,
     };
     // Before reading config.toml from it: an unusable data dir gets its own clear message.
     aienv_node::create_data_dir(&data_dir)?;
@@ -53,28 +58,33 @@ pub async fn run(
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            node.shutdown();
+            node.shutdown().await;
             return Err(anyhow!(
                 "cannot listen on {listen}: the port is already in use (another aienv node?); \
                  pick another with --listen HOST:PORT (port 0 picks a free one)"
             ));
         }
         Err(e) => {
-            node.shutdown();
+            node.shutdown().await;
             return Err(e).with_context(|| format!("cannot listen on {listen}"));
         }
     };
     let local = listener.local_addr()?;
+    if let Err(e) = node.go_online(local.port()).await {
+        node.shutdown().await;
+        return Err(e.into());
+    }
     let url = local_url(local);
     node.publish_address(&url)?;
     tracing::info!(
-        "aienv node {:?} listening on {url} (bound to {local}; data dir {}; {} workspaces)",
+        "aienv node {:?} listening on {url} (bound to {local}; data dir {}; {} workspaces; instance {})",
         node.config().name,
         data_dir.display(),
-        node.info().workspaces
+        node.info().workspaces,
+        node.instance_id()
     );
     let served = aienv_api::serve(listener, node.clone(), shutdown_signal()).await;
-    node.shutdown();
+    node.shutdown().await;
     tracing::info!("aienv node stopped");
     served.context("the API server failed")
 }

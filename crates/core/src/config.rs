@@ -1,13 +1,17 @@
 //! Node configuration: built-in defaults, then `DATA_DIR/config.toml`, then environment variables
 //! and flags (the command line resolves those two, flags winning).
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 /// The default API port.
 pub const DEFAULT_PORT: u16 = 47478;
+
+/// The discovery multicast group of the protocol.
+pub const DEFAULT_DISCOVERY_GROUP: SocketAddrV4 =
+    SocketAddrV4::new(Ipv4Addr::new(239, 255, 77, 77), 47477);
 
 /// The configuration file's name in the data dir.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -25,6 +29,10 @@ pub struct Config {
     /// When set, every API request must carry `Authorization: Bearer KEY`.
     #[serde(skip)]
     pub api_key: Option<String>,
+    /// The discovery multicast group and port.
+    pub discovery_group: SocketAddrV4,
+    /// Peers reached by address (HOST:PORT) rather than multicast, from the config file.
+    pub static_peers: Vec<String>,
 }
 
 /// One layer of settings; `None` leaves the value of the layer below.
@@ -35,6 +43,8 @@ pub struct Settings {
     pub listen: Option<SocketAddr>,
     pub discovery_interfaces: Option<Vec<String>>,
     pub api_key: Option<String>,
+    pub discovery_group: Option<SocketAddrV4>,
+    pub static_peers: Option<Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +90,11 @@ impl Config {
                 .or(file.discovery_interfaces)
                 .unwrap_or_default(),
             api_key: over.api_key.or(file.api_key).filter(|k| !k.is_empty()),
+            discovery_group: over
+                .discovery_group
+                .or(file.discovery_group)
+                .unwrap_or(DEFAULT_DISCOVERY_GROUP),
+            static_peers: over.static_peers.or(file.static_peers).unwrap_or_default(),
         }
     }
 }

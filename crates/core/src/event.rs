@@ -5,6 +5,7 @@ use utoipa::ToSchema;
 
 use crate::manifest::ManifestError;
 use crate::model::Workspace;
+use crate::peer::{LeftReason, Peer};
 
 /// One event on the node's bus. Serialised with a `type` tag, e.g.
 /// `{"type": "workspace_changed", "workspace": {...}, "cause": "file"}`.
@@ -24,6 +25,18 @@ pub enum Event {
     ManifestInvalid {
         workspace_id: String,
         error: ManifestError,
+    },
+    /// A node was found on the LAN (or at a configured address).
+    PeerJoined { peer: Peer },
+    /// Something a peer announces changed (name, address, shared count, catalog revision).
+    PeerUpdated { peer: Peer },
+    /// A peer said goodbye or fell silent.
+    PeerLeft { peer: Peer, reason: LeftReason },
+    /// The catalog changed: the environments `owner_id` shares (this node's own when `local`).
+    CatalogChanged {
+        owner_id: String,
+        owner_name: String,
+        local: bool,
     },
 }
 

@@ -23,8 +23,7 @@ pub use peers::{LeftReason, Peer, PeerEvent, Via};
 pub use service::{Announce, Discovery, Status};
 
 /// The multicast group and port of the protocol.
-pub const DEFAULT_GROUP: SocketAddrV4 =
-    SocketAddrV4::new(std::net::Ipv4Addr::new(239, 255, 77, 77), 47477);
+pub use aienv_core::config::DEFAULT_DISCOVERY_GROUP as DEFAULT_GROUP;
 
 /// How discovery runs.
 #[derive(Debug, Clone)]

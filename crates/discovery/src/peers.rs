@@ -37,7 +37,7 @@ pub struct PeerTable {
 /// What `observe` made of a datagram.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Observed {
-    Event(PeerEvent),
+    Event(Box<PeerEvent>),
     /// Known, nothing changed; its clock was reset.
     Refreshed,
     /// A newcomer, but the table is full.
@@ -96,7 +96,7 @@ impl PeerTable {
                     since_ms: since,
                     ..peer
                 };
-                Observed::Event(PeerEvent::Updated(e.peer.clone()))
+                Observed::Event(Box::new(PeerEvent::Updated(e.peer.clone())))
             }
             None if full => Observed::Full,
             None => {
@@ -107,7 +107,7 @@ impl PeerTable {
                         last_seen: now,
                     },
                 );
-                Observed::Event(PeerEvent::Joined(peer))
+                Observed::Event(Box::new(PeerEvent::Joined(peer)))
             }
         }
     }
@@ -179,14 +179,14 @@ mod tests {
         let mut t = PeerTable::default();
         let now = Instant::now();
         assert!(
-            matches!(t.observe(&d("a", "1"), LO, Via::Multicast, now), Observed::Event(PeerEvent::Joined(p)) if p.url == "http://127.0.0.1:5000")
+            matches!(t.observe(&d("a", "1"), LO, Via::Multicast, now), Observed::Event(e) if matches!(&*e, PeerEvent::Joined(p) if p.url == "http://127.0.0.1:5000"))
         );
         assert_eq!(
             t.observe(&d("a", "1"), LO, Via::Multicast, now),
             Observed::Refreshed
         );
         assert!(
-            matches!(t.observe(&d("a", "2"), LO, Via::Multicast, now), Observed::Event(PeerEvent::Updated(p)) if p.rev == "2")
+            matches!(t.observe(&d("a", "2"), LO, Via::Multicast, now), Observed::Event(e) if matches!(&*e, PeerEvent::Updated(p) if p.rev == "2"))
         );
         assert!(matches!(
             t.goodbye("a"),

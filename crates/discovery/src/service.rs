@@ -175,7 +175,7 @@ impl Discovery {
         }
         let observed = lock(&self.inner.table).observe(d, from, Via::Static, Instant::now());
         if let Observed::Event(e) = observed {
-            let _ = self.inner.events.send(e);
+            let _ = self.inner.events.send(*e);
         }
     }
 
@@ -289,7 +289,7 @@ impl Discovery {
             Kind::Goodbye => lock(&self.inner.table).goodbye(&d.id),
             Kind::Announce => {
                 match lock(&self.inner.table).observe(&d, from, Via::Multicast, Instant::now()) {
-                    Observed::Event(e) => Some(e),
+                    Observed::Event(e) => Some(*e),
                     Observed::Refreshed => None,
                     Observed::Full => return Err(Drop::TableFull),
                 }

@@ -26,6 +26,9 @@ pub enum NodeError {
     DataDir(String),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// Discovery could not start (a wrong interface, a UDP port taken).
+    #[error("{0}")]
+    Discovery(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -44,6 +47,7 @@ impl NodeError {
             NodeError::InvalidRequest(_) => "invalid_request",
             NodeError::DataDir(_) => "data_dir",
             NodeError::Registry(_) => "registry",
+            NodeError::Discovery(_) => "discovery",
             NodeError::Io { .. } => "io_error",
         }
     }

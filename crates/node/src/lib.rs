@@ -11,7 +11,9 @@
 
 mod datadir;
 mod error;
+mod instance;
 mod items;
+mod online;
 mod reload;
 mod workspaces;
 
@@ -28,8 +30,11 @@ use aienv_core::watch::ManifestWatcher;
 use aienv_core::{Event, Workspace};
 use tokio::sync::broadcast;
 
+pub use aienv_discovery::Status as DiscoveryStatus;
+pub use aienv_sharing::{CatalogEntry, ShareList};
 pub use datadir::{NODE_FILE, NodeRecord, create as create_data_dir, read_record};
 pub use error::{NodeError, Result};
+pub use online::DiscoveryReport;
 pub use workspaces::{NewWorkspace, WorkspacePatch};
 
 /// How many events a slow subscriber may fall behind before it is told it lagged.
@@ -44,6 +49,12 @@ pub struct Node {
 #[derive(Debug)]
 struct Inner {
     config: Config,
+    /// What peers know this node by (see `instance.rs`).
+    instance_id: String,
+    catalog: aienv_sharing::Catalog,
+    sizes: aienv_sharing::SizeCache,
+    /// Discovery and the API port it announces, once online.
+    discovery: Mutex<Option<(aienv_discovery::Discovery, u16)>>,
     data_dir: datadir::DataDir,
     events: broadcast::Sender<Event>,
     /// Registered workspaces by id. Readers take the read lock briefly and clone what they need.
@@ -75,6 +86,7 @@ impl Node {
     pub fn start(config: Config) -> Result<Node> {
         let started = Instant::now();
         let data_dir = datadir::DataDir::open(&config.data_dir)?;
+        let instance_id = instance::load_or_create(data_dir.path())?;
         let loaded = aienv_core::registry::load(data_dir.path())?;
         if let Some(warning) = &loaded.warning {
             tracing::warn!("{warning}");
@@ -83,6 +95,10 @@ impl Node {
         let node = Node {
             inner: Arc::new(Inner {
                 config,
+                instance_id,
+                catalog: aienv_sharing::Catalog::new(),
+                sizes: aienv_sharing::SizeCache::default(),
+                discovery: Mutex::new(None),
                 data_dir,
                 events,
                 workspaces: RwLock::new(BTreeMap::new()),
@@ -126,11 +142,22 @@ impl Node {
         })
     }
 
-    /// Stops watching and withdraws `node.json`. Runs (later issues) are not stopped: they
-    /// outlive the node by design.
-    pub fn shutdown(&self) {
+    /// This node's instance id, the name peers know it by.
+    pub fn instance_id(&self) -> &str {
+        &self.inner.instance_id
+    }
+
+    /// Says goodbye to peers, stops watching and withdraws `node.json`. Runs (later issues) are
+    /// not stopped: they outlive the node by design.
+    pub async fn shutdown(&self) {
+        self.go_offline().await;
         lock(&self.inner.watcher).take();
         self.inner.data_dir.remove_record();
+    }
+
+    /// A handle that does not keep the node alive (for background tasks).
+    fn downgrade(&self) -> WeakNode {
+        WeakNode(Arc::downgrade(&self.inner))
     }
 
     fn emit(&self, event: Event) {
@@ -152,6 +179,15 @@ impl Node {
     /// A number that changes whenever any workspace changes: equal numbers mean equal listings.
     pub fn revision(&self) -> u64 {
         self.inner.revision.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct WeakNode(std::sync::Weak<Inner>);
+
+impl WeakNode {
+    fn upgrade(&self) -> Option<Node> {
+        self.0.upgrade().map(|inner| Node { inner })
     }
 }
 

@@ -29,7 +29,7 @@ impl Node {
             }
         }
         // The task holds a weak handle: it must not keep a shut-down node alive.
-        let weak = std::sync::Arc::downgrade(&self.inner);
+        let weak = self.downgrade();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut dirs = BTreeSet::from([first]);
@@ -37,8 +37,7 @@ impl Node {
                 while let Ok(more) = rx.try_recv() {
                     dirs.insert(more);
                 }
-                let Some(inner) = weak.upgrade() else { break };
-                let node = Node { inner };
+                let Some(node) = weak.upgrade() else { break };
                 tokio::task::spawn_blocking(move || {
                     for dir in dirs {
                         node.reload(&dir);

@@ -66,5 +66,5 @@ async fn api_edits_are_announced_once_and_hand_edits_follow() {
         }
         other => panic!("expected the hand edit, got {other:?}"),
     }
-    node.shutdown();
+    node.shutdown().await;
 }

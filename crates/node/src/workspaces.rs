@@ -55,6 +55,11 @@ impl Node {
         (revision, list)
     }
 
+    /// Every workspace in full (for share lists).
+    pub(crate) fn all_workspaces(&self) -> Vec<Workspace> {
+        read(&self.inner.workspaces).values().cloned().collect()
+    }
+
     /// A workspace by id, or by name when the name is unique.
     pub fn workspace(&self, key: &str) -> Result<Workspace> {
         let all = read(&self.inner.workspaces);

@@ -3,6 +3,7 @@
 mod events;
 mod health;
 mod items;
+mod peers;
 pub(crate) mod ui;
 mod workspaces;
 
@@ -38,6 +39,12 @@ pub(crate) fn api() -> OpenApiRouter<Node> {
             items::remove_environment
         ))
         .routes(routes!(events::events))
+        .routes(routes!(peers::list, peers::add))
+        .routes(routes!(peers::list_static))
+        .routes(routes!(peers::remove_static))
+        .routes(routes!(peers::catalog))
+        .routes(routes!(peers::shares))
+        .routes(routes!(peers::discovery))
 }
 
 pub(crate) async fn not_found(uri: Uri) -> ApiError {

@@ -5,7 +5,7 @@ use clap::{Subcommand, ValueEnum};
 use reqwest::Method;
 
 use crate::client::{Client, seg};
-use crate::output::{list_or_dash, table};
+use crate::output::{list_or_dash, requires, table};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Kind {
@@ -90,7 +90,7 @@ impl EnvCmd {
                                 e.kind.as_str().into(),
                                 list_or_dash(&e.projects),
                                 list_or_dash(&tools),
-                                requires(e),
+                                requires(&e.requires),
                             ]
                         })
                         .collect();
@@ -193,38 +193,13 @@ impl EnvCmd {
     }
 }
 
-fn requires(e: &Environment) -> String {
-    let r = &e.requires;
-    let mut parts = Vec::new();
-    if let Some(n) = r.gpus {
-        parts.push(format!("{n} gpu"));
-    }
-    if let Some(v) = r.vram_gb {
-        parts.push(format!("{v} GB vram"));
-    }
-    if let Some(v) = r.ram_gb {
-        parts.push(format!("{v} GB ram"));
-    }
-    if let Some(v) = r.cpus {
-        parts.push(format!("{v} cpu"));
-    }
-    if let Some(v) = &r.cuda {
-        parts.push(format!("cuda {v}"));
-    }
-    if parts.is_empty() {
-        "-".into()
-    } else {
-        parts.join(", ")
-    }
-}
-
 fn print_env(e: &Environment) {
     println!("{} ({})", e.name, e.kind.as_str());
     if let Some(d) = &e.description {
         println!("  {d}");
     }
     println!("  projects: {}", list_or_dash(&e.projects));
-    println!("  requires: {}", requires(e));
+    println!("  requires: {}", requires(&e.requires));
     for (label, value) in [
         ("image", &e.image),
         ("disk", &e.disk),

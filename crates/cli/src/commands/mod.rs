@@ -2,6 +2,7 @@
 
 pub mod env;
 pub mod events;
+pub mod peers;
 pub mod project;
 pub mod workspace;
 

@@ -1,0 +1,74 @@
+//! The LAN: peers, the catalog of shared environments, this node's share list (peer-facing),
+//! and discovery diagnostics.
+
+use aienv_core::peer::Peer;
+use aienv_node::{CatalogEntry, DiscoveryReport, Node, ShareList};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::blocking;
+use crate::error::{ApiError, Body, ErrorBody};
+
+/// Every peer this node knows, by name.
+#[utoipa::path(get, path = "/peers", tag = "lan", responses((status = 200, body = [Peer])))]
+pub async fn list(State(node): State<Node>) -> Json<Vec<Peer>> {
+    Json(node.peers())
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaticPeer {
+    /// `HOST:PORT` of the peer's API.
+    pub address: String,
+}
+
+/// Adds a peer by address, for networks where multicast is blocked. It is probed over HTTP
+/// and listed like any other peer while it answers.
+#[utoipa::path(post, path = "/peers", tag = "lan", request_body = StaticPeer,
+    responses((status = 201, body = StaticPeer), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn add(
+    State(node): State<Node>,
+    Body(p): Body<StaticPeer>,
+) -> Result<(StatusCode, Json<StaticPeer>), ApiError> {
+    let address = blocking(move || node.add_static_peer(&p.address)).await?;
+    Ok((StatusCode::CREATED, Json(StaticPeer { address })))
+}
+
+/// The peers reached by address.
+#[utoipa::path(get, path = "/peers/static", tag = "lan", responses((status = 200, body = [String])))]
+pub async fn list_static(State(node): State<Node>) -> Json<Vec<String>> {
+    Json(node.static_peers())
+}
+
+#[utoipa::path(delete, path = "/peers/static/{address}", tag = "lan",
+    params(("address" = String, Path, description = "HOST:PORT")),
+    responses((status = 200, body = StaticPeer), (status = 404, body = ErrorBody)))]
+pub async fn remove_static(
+    State(node): State<Node>,
+    Path(address): Path<String>,
+) -> Result<Json<StaticPeer>, ApiError> {
+    let address = blocking(move || node.remove_static_peer(&address)).await?;
+    Ok(Json(StaticPeer { address }))
+}
+
+/// Local and remote shared environments in one list: this node's first, then by owner.
+#[utoipa::path(get, path = "/catalog", tag = "lan", responses((status = 200, body = [CatalogEntry])))]
+pub async fn catalog(State(node): State<Node>) -> Json<Vec<CatalogEntry>> {
+    Json(node.catalog())
+}
+
+/// What this node shares. Peers fetch it when this node announces a new catalog revision.
+#[utoipa::path(get, path = "/shares", tag = "lan", responses((status = 200, body = ShareList)))]
+pub async fn shares(State(node): State<Node>) -> Json<ShareList> {
+    Json(node.shares())
+}
+
+/// Discovery diagnostics: interfaces, packets sent and received, drops by reason, static peers,
+/// and each peer's catalog state.
+#[utoipa::path(get, path = "/discovery", tag = "lan", responses((status = 200, body = DiscoveryReport)))]
+pub async fn discovery(State(node): State<Node>) -> Json<DiscoveryReport> {
+    Json(node.discovery_report())
+}
