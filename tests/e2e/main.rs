@@ -2,5 +2,6 @@
 //! the WebSocket event stream.
 
 mod lan; // discovery between real nodes on 127.0.0.1: join, goodbye, crash, restart, catalog, static peers
+mod netns; // three hosts in network namespaces on a bridge: discovery, catalog, a host cut off and back
 mod serve; // starting, stopping and refusing to start: ports, data dirs, registries
 mod workspaces; // CRUD through the CLI and HTTP, and hand edits seen live over the WebSocket
