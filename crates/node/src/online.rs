@@ -268,7 +268,7 @@ impl Node {
     fn spawn_static_probe(&self, discovery: Discovery) {
         let node = self.downgrade();
         tokio::spawn(async move {
-            let http = reqwest::Client::new();
+            let http = aienv_sharing::peer_client();
             let mut tick = tokio::time::interval(PROBE_EVERY);
             loop {
                 tick.tick().await;

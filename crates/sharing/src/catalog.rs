@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use crate::{FetchError, ShareList, SharedEnvironment, fetch_shares};
 
 /// Fetches from one peer are at least this far apart.
-pub const MIN_REFETCH: Duration = Duration::from_millis(500);
+pub const MIN_REFETCH: Duration = Duration::from_millis(250);
 /// At most this many peers are fetched from at once.
 const MAX_CONCURRENT_FETCHES: usize = 8;
 
@@ -84,7 +84,7 @@ impl Default for Inner {
         Inner {
             local: Mutex::new(None),
             remote: Mutex::new(HashMap::new()),
-            http: reqwest::Client::new(),
+            http: crate::peer_client(),
             permits: Semaphore::new(MAX_CONCURRENT_FETCHES),
         }
     }

@@ -25,6 +25,17 @@ pub enum FetchError {
     },
 }
 
+/// The HTTP client for talking to peers. Fetches are rare (on a catalog change, once a second
+/// for a static peer), so connections are not kept: an idle pooled connection per peer would
+/// cost more memory, on both sides, than everything else this node keeps about that peer.
+pub fn peer_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .connect_timeout(FETCH_TIMEOUT)
+        .build()
+        .expect("the HTTP client builds")
+}
+
 /// `GET {base}/api/v1/shares`. With `expected_id`, a list from another node is refused.
 pub async fn fetch_shares(
     http: &reqwest::Client,

@@ -10,7 +10,7 @@ mod fetch;
 pub mod shares;
 mod size;
 
-pub use catalog::{Catalog, CatalogEntry, Owner, RemoteStatus};
-pub use fetch::{FetchError, fetch_shares};
+pub use catalog::{Catalog, CatalogEntry, MIN_REFETCH, Owner, RemoteStatus};
+pub use fetch::{FetchError, fetch_shares, peer_client};
 pub use shares::{ShareList, ShareOwner, SharedEnvironment, SharedWorkspace};
 pub use size::SizeCache;

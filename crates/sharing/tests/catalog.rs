@@ -180,10 +180,11 @@ async fn a_revision_that_changes_all_the_time_is_fetched_at_a_bounded_rate() {
         let _ = t.await;
     }
     let fetches = hits.load(Ordering::SeqCst);
-    let allowed = (started.elapsed().as_millis() / 500) as usize + 2;
+    let gap = aienv_sharing::MIN_REFETCH;
+    let allowed = (started.elapsed().as_millis() / gap.as_millis()) as usize + 2;
     assert!(
         fetches <= allowed,
-        "{fetches} fetches in {:?}: at most one per 500 ms",
+        "{fetches} fetches in {:?}: at most one per {gap:?}",
         started.elapsed()
     );
     assert!(fetches >= 2, "it keeps up, within the bound");
