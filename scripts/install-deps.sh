@@ -7,7 +7,8 @@ set -euo pipefail
 
 # Engine: a C toolchain for crates that build C. Desktop (Tauri v2 on Linux): WebKitGTK 4.1 and
 # friends. Benchmarks: wrk (load) is optional and installed by bench/foundation.sh itself.
-PKGS=(build-essential pkg-config libssl-dev
+# The multi-host test builds network namespaces with iproute2.
+PKGS=(build-essential pkg-config libssl-dev iproute2
       libwebkit2gtk-4.1-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev)
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -57,17 +57,9 @@ async fn nodes_find_each_other_and_notice_goodbyes_crashes_and_restarts() {
 
     // A clean stop: gone at once from the others (goodbye), with an event.
     nodes[1].stop().unwrap();
-    let t = Instant::now();
-    wait_for(
-        "beta disappears after its goodbye",
-        Duration::from_secs(2),
-        || (!nodes[0].peer_ids().contains(&ids[1])).then_some(()),
-    );
-    assert!(
-        t.elapsed() < Duration::from_secs(1),
-        "a goodbye is seen at once: {:?}",
-        t.elapsed()
-    );
+    wait_for("beta disappears after its goodbye", SOON, || {
+        (!nodes[0].peer_ids().contains(&ids[1])).then_some(())
+    });
     let left = events
         .until_match("peer_left", |e| e["peer"]["id"] == ids[1].as_str(), SOON)
         .await
@@ -76,7 +68,6 @@ async fn nodes_find_each_other_and_notice_goodbyes_crashes_and_restarts() {
 
     // A crash: no goodbye, gone after the expiry.
     nodes[2].crash();
-    let t = Instant::now();
     let left = events
         .until_match(
             "peer_left",
@@ -86,11 +77,6 @@ async fn nodes_find_each_other_and_notice_goodbyes_crashes_and_restarts() {
         .await
         .unwrap();
     assert_eq!(left["reason"], "expired");
-    assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "a crashed peer goes within 5 s: {:?}",
-        t.elapsed()
-    );
 
     // Restarted on the same data dir: the same id, listed once.
     let gamma_dir = nodes[2].data_dir.clone();

@@ -16,6 +16,15 @@ fn config(port: u16) -> DiscoveryConfig {
     }
 }
 
+/// A period far longer than any wait in these tests: whatever arrives was sent at once.
+fn slow(port: u16) -> DiscoveryConfig {
+    DiscoveryConfig {
+        interval: Duration::from_secs(60),
+        expiry: Duration::from_secs(180),
+        ..config(port)
+    }
+}
+
 fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
         .unwrap()
@@ -47,8 +56,8 @@ async fn next(rx: &mut UnboundedReceiver<PeerEvent>) -> PeerEvent {
 #[tokio::test]
 async fn two_nodes_find_each_other_and_a_goodbye_removes_at_once() {
     let port = free_udp_port();
-    let (a, mut a_rx) = Discovery::start(config(port), me("a", 1001)).await.unwrap();
-    let (b, mut b_rx) = Discovery::start(config(port), me("b", 1002)).await.unwrap();
+    let (a, mut a_rx) = Discovery::start(slow(port), me("a", 1001)).await.unwrap();
+    let (b, mut b_rx) = Discovery::start(slow(port), me("b", 1002)).await.unwrap();
     match next(&mut a_rx).await {
         PeerEvent::Joined(p) => {
             assert_eq!(p.id, "b");
@@ -58,8 +67,8 @@ async fn two_nodes_find_each_other_and_a_goodbye_removes_at_once() {
     }
     assert!(matches!(next(&mut b_rx).await, PeerEvent::Joined(p) if p.id == "a"));
 
-    // A catalog change goes out at once, not at the next period.
-    let started = std::time::Instant::now();
+    // A catalog change goes out at once: with a one-minute period, only an immediate
+    // announcement can bring the update within the wait.
     b.set_announce(Announce {
         rev: "r2".into(),
         shared: 4,
@@ -69,11 +78,6 @@ async fn two_nodes_find_each_other_and_a_goodbye_removes_at_once() {
         PeerEvent::Updated(p) => assert_eq!((p.rev.as_str(), p.shared), ("r2", 4)),
         e => panic!("expected an update, got {e:?}"),
     }
-    assert!(
-        started.elapsed() < Duration::from_millis(900),
-        "sent at once: {:?}",
-        started.elapsed()
-    );
 
     b.stop().await;
     assert!(matches!(

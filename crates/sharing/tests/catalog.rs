@@ -125,11 +125,10 @@ async fn slow_lying_and_garbage_peers_cannot_stall_or_poison_the_catalog() {
     let pending = tokio::spawn(async move { c.refresh(&slow_peer).await });
     catalog.refresh(&peer("garbage", &garbage, "r1")).await;
     catalog.refresh(&peer("impostor", &impostor, "r1")).await;
-    let t = Instant::now();
     catalog.refresh(&peer("good", &good, "r1")).await;
     assert!(
-        t.elapsed() < Duration::from_secs(2),
-        "a slow peer does not hold up the others"
+        !pending.is_finished(),
+        "the good peer was fetched while the slow one still hangs"
     );
 
     let names: Vec<_> = catalog.entries().iter().map(|e| e.name.clone()).collect();
