@@ -13,6 +13,13 @@ fn lan(names: &[&str], group: &str) -> Vec<TestNode> {
         .collect()
 }
 
+fn catalog_of(node: &TestNode) -> Vec<Value> {
+    node.json(&["catalog"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
 fn lists(node: &TestNode, ids: &[String]) -> bool {
     let have = node.peer_ids();
     ids.iter().all(|id| have.contains(id))
@@ -165,27 +172,17 @@ async fn the_catalog_follows_shares_edits_unshares_and_departures() {
     // Unsharing removes it.
     ok(&nodes[0], &["workspace", "edit", "llm", "--share", "false"]);
     wait_for("the unshare shows", SOON, || {
-        nodes[1]
-            .json(&["catalog"])
-            .as_array()
-            .unwrap()
-            .is_empty()
-            .then_some(())
+        catalog_of(&nodes[1]).is_empty().then_some(())
     });
 
     // And a departed owner takes its entries along.
     ok(&nodes[0], &["workspace", "edit", "llm", "--share", "true"]);
     wait_for("shared again", SOON, || {
-        (!nodes[1].json(&["catalog"]).as_array().unwrap().is_empty()).then_some(())
+        (!catalog_of(&nodes[1]).is_empty()).then_some(())
     });
     nodes[0].stop().unwrap();
     wait_for("the owner's entries leave with it", SOON, || {
-        nodes[1]
-            .json(&["catalog"])
-            .as_array()
-            .unwrap()
-            .is_empty()
-            .then_some(())
+        catalog_of(&nodes[1]).is_empty().then_some(())
     });
 }
 

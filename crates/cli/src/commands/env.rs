@@ -1,7 +1,7 @@
 //! `aienv env ...`
 
 use aienv_core::{EnvKind, Environment};
-use clap::{Subcommand, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use reqwest::Method;
 
 use crate::client::{Client, seg};
@@ -12,6 +12,44 @@ pub enum Kind {
     Process,
     Container,
     Vm,
+}
+
+/// The fields `env add` and `env edit` set; `edit` changes only those given, and an empty
+/// string removes a text field.
+#[derive(Debug, Args)]
+pub struct EnvFields {
+    /// A project the environment uses; repeatable (`edit`: replaces the list).
+    #[arg(long = "project")]
+    projects: Vec<String>,
+    /// process: the main command; container: overrides the image's command.
+    #[arg(long)]
+    command: Option<String>,
+    /// container: the image.
+    #[arg(long)]
+    image: Option<String>,
+    /// vm: the disk image, relative to the workspace.
+    #[arg(long)]
+    disk: Option<String>,
+    #[arg(long)]
+    description: Option<String>,
+}
+
+impl EnvFields {
+    fn apply(self, e: &mut Environment) {
+        if !self.projects.is_empty() {
+            e.projects = self.projects;
+        }
+        for (field, value) in [
+            (&mut e.command, self.command),
+            (&mut e.image, self.image),
+            (&mut e.disk, self.disk),
+            (&mut e.description, self.description),
+        ] {
+            if let Some(v) = value {
+                *field = Some(v).filter(|v| !v.is_empty());
+            }
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -27,20 +65,8 @@ pub enum EnvCmd {
         name: String,
         #[arg(long, value_enum)]
         kind: Kind,
-        /// A project the environment uses; repeatable.
-        #[arg(long = "project")]
-        projects: Vec<String>,
-        /// process: the main command; container: overrides the image's command.
-        #[arg(long)]
-        command: Option<String>,
-        /// container: the image.
-        #[arg(long)]
-        image: Option<String>,
-        /// vm: the disk image, relative to the workspace.
-        #[arg(long)]
-        disk: Option<String>,
-        #[arg(long)]
-        description: Option<String>,
+        #[command(flatten)]
+        fields: EnvFields,
     },
     /// Change an environment; only the given fields change (the rest: edit aienv.toml).
     Edit {
@@ -49,19 +75,8 @@ pub enum EnvCmd {
         /// A new name.
         #[arg(long)]
         rename: Option<String>,
-        /// Replaces the list of projects; repeatable.
-        #[arg(long = "project")]
-        projects: Vec<String>,
-        /// An empty string removes it.
-        #[arg(long)]
-        command: Option<String>,
-        #[arg(long)]
-        image: Option<String>,
-        #[arg(long)]
-        disk: Option<String>,
-        /// An empty string removes it.
-        #[arg(long)]
-        description: Option<String>,
+        #[command(flatten)]
+        fields: EnvFields,
     },
     /// Remove an environment from the manifest.
     #[command(alias = "rm")]
@@ -111,35 +126,17 @@ impl EnvCmd {
                 workspace,
                 name,
                 kind,
-                projects,
-                command,
-                image,
-                disk,
-                description,
+                fields,
             } => {
                 let kind = match kind {
                     Kind::Process => EnvKind::Process,
                     Kind::Container => EnvKind::Container,
                     Kind::Vm => EnvKind::Vm,
                 };
-                let env = Environment {
-                    name,
-                    kind,
-                    description,
-                    projects,
-                    env: Default::default(),
-                    requires: Default::default(),
-                    fallback: None,
-                    python: None,
-                    command,
-                    image,
-                    ports: vec![],
-                    gpus: None,
-                    disk,
-                    memory_gb: None,
-                    cpus: None,
-                    tools: vec![],
-                };
+                // Everything but the name and kind starts empty; the flags fill in the rest.
+                let mut env: Environment =
+                    serde_json::from_value(serde_json::json!({ "name": name, "kind": kind }))?;
+                fields.apply(&mut env);
                 let e: Environment = c
                     .send(
                         Method::POST,
@@ -155,28 +152,13 @@ impl EnvCmd {
                 workspace,
                 env,
                 rename,
-                projects,
-                command,
-                image,
-                disk,
-                description,
+                fields,
             } => {
                 let mut e: Environment = c.get(&item_path(&workspace, &env)).await?;
                 if let Some(n) = rename {
                     e.name = n;
                 }
-                if !projects.is_empty() {
-                    e.projects = projects;
-                }
-                let set = |field: &mut Option<String>, value: Option<String>| {
-                    if let Some(v) = value {
-                        *field = Some(v).filter(|v| !v.is_empty());
-                    }
-                };
-                set(&mut e.command, command);
-                set(&mut e.image, image);
-                set(&mut e.disk, disk);
-                set(&mut e.description, description);
+                fields.apply(&mut e);
                 let e: Environment = c
                     .send(Method::PUT, &item_path(&workspace, &env), Some(&e))
                     .await?;
