@@ -455,3 +455,53 @@ async fn the_openapi_document_names_the_contract_paths() {
     }
     assert!(doc["components"]["schemas"].get("Event").is_some());
 }
+
+#[tokio::test]
+async fn a_shared_workspace_lists_its_files_with_hashes_and_without_secrets() {
+    let f = fixture();
+    f.create("alpha").await;
+    let root = f.root.path().join("alpha");
+    std::fs::create_dir_all(root.join("models")).unwrap();
+    std::fs::write(root.join("models/w.bin"), b"weights").unwrap();
+    std::fs::write(root.join(".env"), b"HF_TOKEN=secret").unwrap();
+
+    let got = f
+        .call(Method::GET, "/api/v1/shares/alpha/files", None)
+        .await;
+    assert_error(&got, StatusCode::NOT_FOUND, "not_found");
+    assert!(message(&got).contains("not shared"), "{}", got.1);
+
+    let share = json!({"sharing": {"enabled": true, "access": "open"}});
+    assert_eq!(
+        f.call(Method::PATCH, "/api/v1/workspaces/alpha", Some(share))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (status, m) = f
+        .call(Method::GET, "/api/v1/shares/alpha/files", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{m}");
+    let paths: Vec<&str> = m["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        ["aienv.toml", "models", "models/w.bin"],
+        ".env never appears"
+    );
+    let w = &m["entries"][2];
+    assert_eq!(w["type"], "file");
+    assert_eq!(w["size"], 7);
+    assert_eq!(w["hash"], blake3_hex(b"weights"));
+}
+
+/// BLAKE3 of `bytes` the way the index computes it (through a file).
+fn blake3_hex(bytes: &[u8]) -> String {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("f"), bytes).unwrap();
+    aienv_sharing::index::hash_file(&d.path().join("f")).unwrap()
+}

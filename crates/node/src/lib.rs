@@ -11,6 +11,7 @@
 
 mod datadir;
 mod error;
+mod files;
 mod instance;
 mod items;
 mod online;
@@ -31,7 +32,7 @@ use aienv_core::{Event, Workspace};
 use tokio::sync::broadcast;
 
 pub use aienv_discovery::Status as DiscoveryStatus;
-pub use aienv_sharing::{CatalogEntry, ShareList};
+pub use aienv_sharing::{CatalogEntry, FileManifest, ShareList};
 pub use datadir::{NODE_FILE, NodeRecord, create as create_data_dir, read_record};
 pub use error::{NodeError, Result};
 pub use online::DiscoveryReport;
@@ -53,6 +54,8 @@ struct Inner {
     instance_id: String,
     catalog: aienv_sharing::Catalog,
     sizes: aienv_sharing::SizeCache,
+    /// Content hashes of shared workspaces' files, by workspace id, so re-indexing is cheap.
+    hash_caches: Mutex<std::collections::HashMap<String, Arc<aienv_sharing::HashCache>>>,
     /// Discovery and the API port it announces, once online.
     discovery: Mutex<Option<(aienv_discovery::Discovery, u16)>>,
     data_dir: datadir::DataDir,
@@ -98,6 +101,7 @@ impl Node {
                 instance_id,
                 catalog: aienv_sharing::Catalog::new(),
                 sizes: aienv_sharing::SizeCache::default(),
+                hash_caches: Mutex::new(Default::default()),
                 discovery: Mutex::new(None),
                 data_dir,
                 events,

@@ -6,11 +6,15 @@
 //! peers (reqwest) but serves nothing itself (the API crate serves `GET /api/v1/shares`).
 
 mod catalog;
+pub mod exclude;
 mod fetch;
+pub mod index;
 pub mod shares;
 mod size;
 
 pub use catalog::{Catalog, CatalogEntry, MIN_REFETCH, Owner, RemoteStatus};
+pub use exclude::Filter;
 pub use fetch::{FetchError, fetch_shares, peer_client};
+pub use index::{EntryKind, FileEntry, FileManifest, HashCache};
 pub use shares::{ShareList, ShareOwner, SharedEnvironment, SharedWorkspace};
 pub use size::SizeCache;

@@ -44,6 +44,7 @@ pub(crate) fn api() -> OpenApiRouter<Node> {
         .routes(routes!(peers::remove_static))
         .routes(routes!(peers::catalog))
         .routes(routes!(peers::shares))
+        .routes(routes!(peers::files))
         .routes(routes!(peers::discovery))
 }
 

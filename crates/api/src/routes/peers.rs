@@ -2,7 +2,7 @@
 //! and discovery diagnostics.
 
 use aienv_core::peer::Peer;
-use aienv_node::{CatalogEntry, DiscoveryReport, Node, ShareList};
+use aienv_node::{CatalogEntry, DiscoveryReport, FileManifest, Node, ShareList};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -64,6 +64,20 @@ pub async fn catalog(State(node): State<Node>) -> Json<Vec<CatalogEntry>> {
 #[utoipa::path(get, path = "/shares", tag = "lan", responses((status = 200, body = ShareList)))]
 pub async fn shares(State(node): State<Node>) -> Json<ShareList> {
     Json(node.shares())
+}
+
+/// The file manifest of a shared workspace: every directory, file (size, mode, modification
+/// time, BLAKE3 hash), symlink and hard link a clone recreates. Excluded files never appear.
+#[utoipa::path(get, path = "/shares/{workspace}/files", tag = "lan",
+    params(("workspace" = String, Path, description = "workspace id or unique name")),
+    responses((status = 200, body = FileManifest), (status = 404, description = "no such workspace, or not shared", body = ErrorBody)))]
+pub async fn files(
+    State(node): State<Node>,
+    Path(workspace): Path<String>,
+) -> Result<Json<FileManifest>, ApiError> {
+    Ok(Json(
+        blocking(move || node.file_manifest(&workspace)).await?,
+    ))
 }
 
 /// Discovery diagnostics: interfaces, packets sent and received, drops by reason, static peers,

@@ -1,0 +1,134 @@
+//! What never leaves this machine: secrets and caches by default, plus the manifest's
+//! `[sharing] exclude`; `[sharing] include` brings back what a default would leave out.
+//! Patterns follow gitignore rules, relative to the workspace root.
+
+use std::path::Path;
+
+use aienv_core::Sharing;
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+
+/// Excluded unless the owner includes them.
+pub const DEFAULT_EXCLUDES: &[&str] = &[
+    // Secrets: environment files, keys, credentials.
+    ".env",
+    ".env.*",
+    "!.env.example",
+    "!.env.sample",
+    "!.env.template",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    ".netrc",
+    ".git-credentials",
+    ".pypirc",
+    ".npmrc",
+    ".ssh/",
+    ".gnupg/",
+    ".aws/",
+    ".azure/",
+    ".kube/",
+    ".docker/config.json",
+    "gcloud/",
+    "huggingface/token",
+    ".huggingface/token",
+    "wandb/settings",
+    // Caches: rebuilt on demand, never worth moving.
+    "__pycache__/",
+    ".pytest_cache/",
+    ".mypy_cache/",
+    ".ruff_cache/",
+    ".ipynb_checkpoints/",
+    ".cache/",
+    // aienv's own bookkeeping inside cloned workspaces.
+    ".aienv/",
+];
+
+/// Decides, path by path, what a share leaves out.
+#[derive(Debug)]
+pub struct Filter {
+    rules: Gitignore,
+}
+
+impl Filter {
+    pub fn new(root: &Path, sharing: &Sharing) -> Result<Filter, String> {
+        let mut b = GitignoreBuilder::new(root);
+        let includes = sharing.include.iter().map(|p| format!("!{p}"));
+        for line in DEFAULT_EXCLUDES
+            .iter()
+            .map(|s| s.to_string())
+            .chain(sharing.exclude.iter().cloned())
+            .chain(includes)
+        {
+            b.add_line(None, &line)
+                .map_err(|e| format!("sharing pattern {line:?}: {e}"))?;
+        }
+        Ok(Filter {
+            rules: b.build().map_err(|e| e.to_string())?,
+        })
+    }
+
+    /// Whether `rel` (relative to the root) stays home.
+    pub fn excluded(&self, rel: &Path, is_dir: bool) -> bool {
+        self.rules.matched(rel, is_dir).is_ignore()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(exclude: &[&str], include: &[&str]) -> Filter {
+        let sharing = Sharing {
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            include: include.iter().map(|s| s.to_string()).collect(),
+            ..Sharing::default()
+        };
+        Filter::new(Path::new("/ws"), &sharing).unwrap()
+    }
+
+    #[test]
+    fn secrets_and_caches_stay_home_by_default() {
+        let f = filter(&[], &[]);
+        for (p, dir) in [
+            (".env", false),
+            ("app/.env.production", false),
+            ("certs/server.pem", false),
+            ("home/.ssh", true),
+            ("id_ed25519", false),
+            (".aws", true),
+            ("src/__pycache__", true),
+            (".aienv", true),
+        ] {
+            assert!(f.excluded(Path::new(p), dir), "{p} must not be shared");
+        }
+        for p in [
+            ".env.example",
+            "models/model.safetensors",
+            "tokenizer.json",
+            ".venv/lib/python3.11/site.py",
+            "keys.py",
+        ] {
+            assert!(!f.excluded(Path::new(p), false), "{p} is shared");
+        }
+    }
+
+    #[test]
+    fn the_manifest_adds_exclusions_and_can_include_a_default_one() {
+        let f = filter(&["data/raw/", "*.ckpt"], &["deploy.pem"]);
+        assert!(f.excluded(Path::new("data/raw"), true));
+        assert!(f.excluded(Path::new("runs/last.ckpt"), false));
+        assert!(
+            !f.excluded(Path::new("deploy.pem"), false),
+            "included by the owner"
+        );
+        assert!(
+            f.excluded(Path::new("other.pem"), false),
+            "other keys stay excluded"
+        );
+    }
+}

@@ -1,0 +1,428 @@
+//! The file manifest of a share: every directory, file (with its BLAKE3 hash), symlink and
+//! hard link that a clone recreates, in a fixed order.
+//!
+//! Indexing walks the workspace without following symlinks, leaves out what the [`Filter`]
+//! excludes, skips device files, FIFOs and sockets (counted), and hashes files on all cores. A
+//! [`HashCache`] keyed by inode, size and modification time lets a re-index hash only what
+//! changed.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::exclude::Filter;
+
+/// One entry of a file manifest. Paths are relative to the workspace root, `/`-separated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FileEntry {
+    pub path: String,
+    #[serde(flatten)]
+    pub kind: EntryKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum EntryKind {
+    Dir {
+        mode: u32,
+    },
+    File {
+        size: u64,
+        mode: u32,
+        /// Modification time, nanoseconds since the Unix epoch.
+        mtime_ns: i64,
+        /// BLAKE3 of the content, hex.
+        hash: String,
+    },
+    Symlink {
+        target: String,
+    },
+    /// Another name for the file at `to` (an earlier entry).
+    Hardlink {
+        to: String,
+    },
+}
+
+/// `GET /api/v1/shares/{workspace}/files`: what a clone of the workspace consists of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FileManifest {
+    pub workspace_id: String,
+    /// Changes whenever any entry changes.
+    pub revision: String,
+    pub files: u64,
+    pub bytes: u64,
+    /// Entries left out because they are not regular files, directories or symlinks.
+    pub skipped_special: u64,
+    pub entries: Vec<FileEntry>,
+}
+
+/// Hashes of files already seen, by (device, inode): a file whose size and modification time
+/// did not change is not read again.
+#[derive(Debug, Default)]
+pub struct HashCache {
+    known: Mutex<HashMap<(u64, u64), (u64, i64, String)>>,
+}
+
+/// Builds the file manifest of `root`.
+pub fn index(
+    root: &Path,
+    workspace_id: &str,
+    filter: &Filter,
+    cache: &HashCache,
+) -> io::Result<FileManifest> {
+    let mut walk = Walk {
+        root,
+        filter,
+        entries: Vec::new(),
+        pending: Vec::new(),
+        links: HashMap::new(),
+        skipped: 0,
+    };
+    walk.dir(root, "")?;
+    let Walk {
+        mut entries,
+        pending,
+        skipped,
+        ..
+    } = walk;
+    hash_all(&mut entries, &pending, cache)?;
+    let (files, bytes) = entries.iter().fold((0, 0), |(n, b), e| match e.kind {
+        EntryKind::File { size, .. } => (n + 1, b + size),
+        _ => (n, b),
+    });
+    let revision = revision(&entries);
+    Ok(FileManifest {
+        workspace_id: workspace_id.to_string(),
+        revision,
+        files,
+        bytes,
+        skipped_special: skipped,
+        entries,
+    })
+}
+
+/// A file waiting for its hash: where it is in `entries`, and its identity for the cache.
+struct Pending {
+    at: usize,
+    path: PathBuf,
+    key: (u64, u64),
+}
+
+struct Walk<'a> {
+    root: &'a Path,
+    filter: &'a Filter,
+    entries: Vec<FileEntry>,
+    pending: Vec<Pending>,
+    /// (device, inode) of multiply-linked files already listed, to their path.
+    links: HashMap<(u64, u64), String>,
+    skipped: u64,
+}
+
+impl Walk<'_> {
+    fn dir(&mut self, dir: &Path, rel: &str) -> io::Result<()> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        names.sort_by_key(|e| e.file_name());
+        for e in names {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else {
+                // Not UTF-8: it could not be named in the manifest; leave it out and count it.
+                self.skipped += 1;
+                continue;
+            };
+            let rel = if rel.is_empty() {
+                name.to_string()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let meta = std::fs::symlink_metadata(e.path())?;
+            let ft = meta.file_type();
+            if self.filter.excluded(Path::new(&rel), ft.is_dir()) {
+                continue;
+            }
+            if ft.is_dir() {
+                self.entries.push(FileEntry {
+                    path: rel.clone(),
+                    kind: EntryKind::Dir { mode: mode(&meta) },
+                });
+                self.dir(&e.path(), &rel)?;
+            } else if ft.is_symlink() {
+                let target = std::fs::read_link(e.path())?.to_string_lossy().into_owned();
+                self.entries.push(FileEntry {
+                    path: rel,
+                    kind: EntryKind::Symlink { target },
+                });
+            } else if ft.is_file() {
+                let key = identity(&meta);
+                if nlink(&meta) > 1 {
+                    if let Some(first) = self.links.get(&key) {
+                        self.entries.push(FileEntry {
+                            path: rel,
+                            kind: EntryKind::Hardlink { to: first.clone() },
+                        });
+                        continue;
+                    }
+                    self.links.insert(key, rel.clone());
+                }
+                self.pending.push(Pending {
+                    at: self.entries.len(),
+                    path: self.root.join(&rel),
+                    key,
+                });
+                self.entries.push(FileEntry {
+                    path: rel,
+                    kind: EntryKind::File {
+                        size: meta.len(),
+                        mode: mode(&meta),
+                        mtime_ns: mtime_ns(&meta),
+                        hash: String::new(),
+                    },
+                });
+            } else {
+                self.skipped += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Fills in the hashes, on every core, reading only files the cache does not vouch for.
+fn hash_all(entries: &mut [FileEntry], pending: &[Pending], cache: &HashCache) -> io::Result<()> {
+    let known = cache.known.lock().map(|m| m.clone()).unwrap_or_default();
+    let todo: Vec<&Pending> = pending
+        .iter()
+        .filter(|p| match (&entries[p.at].kind, known.get(&p.key)) {
+            (EntryKind::File { size, mtime_ns, .. }, Some((s, m, _))) => s != size || m != mtime_ns,
+            _ => true,
+        })
+        .collect();
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(todo.len().max(1));
+    let results: Vec<io::Result<Vec<(usize, String)>>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(p) = todo.get(i) else {
+                            return Ok(done);
+                        };
+                        done.push((p.at, hash_file(&p.path)?));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("hash worker"))
+            .collect()
+    });
+    let mut fresh = HashMap::new();
+    for r in results {
+        for (at, hash) in r? {
+            fresh.insert(at, hash);
+        }
+    }
+    let mut cache_map = cache
+        .known
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for p in pending {
+        if let EntryKind::File {
+            size,
+            mtime_ns,
+            hash,
+            ..
+        } = &mut entries[p.at].kind
+        {
+            *hash = match fresh.remove(&p.at) {
+                Some(h) => h,
+                None => known
+                    .get(&p.key)
+                    .map(|(_, _, h)| h.clone())
+                    .unwrap_or_default(),
+            };
+            cache_map.insert(p.key, (*size, *mtime_ns, hash.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// BLAKE3 of a file's content, hex.
+pub fn hash_file(path: &Path) -> io::Result<String> {
+    let mut h = blake3::Hasher::new();
+    h.update_reader(std::fs::File::open(path)?)?;
+    Ok(h.finalize().to_hex().to_string())
+}
+
+fn revision(entries: &[FileEntry]) -> String {
+    let mut h = blake3::Hasher::new();
+    for e in entries {
+        h.update(
+            serde_json::to_string(e)
+                .expect("entries serialise")
+                .as_bytes(),
+        );
+        h.update(b"\n");
+    }
+    h.finalize().to_hex()[..16].to_string()
+}
+
+#[cfg(unix)]
+fn mode(m: &std::fs::Metadata) -> u32 {
+    std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777
+}
+#[cfg(not(unix))]
+fn mode(m: &std::fs::Metadata) -> u32 {
+    if m.permissions().readonly() {
+        0o444
+    } else {
+        0o644
+    }
+}
+
+#[cfg(unix)]
+fn identity(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+#[cfg(not(unix))]
+fn identity(_m: &std::fs::Metadata) -> (u64, u64) {
+    (0, 0)
+}
+
+#[cfg(unix)]
+fn nlink(m: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::nlink(m)
+}
+#[cfg(not(unix))]
+fn nlink(_m: &std::fs::Metadata) -> u64 {
+    1
+}
+
+fn mtime_ns(m: &std::fs::Metadata) -> i64 {
+    m.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, rel: &str, body: &[u8]) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+
+    fn filter(root: &Path) -> Filter {
+        Filter::new(root, &aienv_core::Sharing::default()).unwrap()
+    }
+
+    #[test]
+    fn a_tree_is_listed_in_order_with_hashes_links_and_exclusions() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        write(root, "aienv.toml", b"[workspace]\nname = \"x\"\n");
+        write(root, "models/w.bin", &vec![1u8; 100_000]);
+        write(root, ".env", b"TOKEN=secret");
+        write(root, "src/__pycache__/a.pyc", b"cache");
+        std::os::unix::fs::symlink("models/w.bin", root.join("latest")).unwrap();
+        std::fs::hard_link(root.join("models/w.bin"), root.join("models/w2.bin")).unwrap();
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(root.join("pipe"))
+                .status()
+                .unwrap()
+                .success()
+        );
+
+        let m = index(root, "ws1", &filter(root), &HashCache::default()).unwrap();
+        let paths: Vec<&str> = m.entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "aienv.toml",
+                "latest",
+                "models",
+                "models/w.bin",
+                "models/w2.bin",
+                "src"
+            ]
+        );
+        assert_eq!(m.files, 2, "the hard link is not a second file");
+        assert_eq!(m.bytes, 100_000 + 23);
+        assert_eq!(m.skipped_special, 1, "the FIFO is left out");
+        match &m.entries[3].kind {
+            EntryKind::File { hash, size, .. } => {
+                assert_eq!(*size, 100_000);
+                assert_eq!(
+                    hash,
+                    &blake3::hash(&vec![1u8; 100_000]).to_hex().to_string()
+                );
+            }
+            k => panic!("{k:?}"),
+        }
+        assert_eq!(
+            m.entries[4].kind,
+            EntryKind::Hardlink {
+                to: "models/w.bin".into()
+            }
+        );
+        assert_eq!(
+            m.entries[1].kind,
+            EntryKind::Symlink {
+                target: "models/w.bin".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_reindex_reads_only_changed_files_and_the_revision_follows_content() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        write(root, "a", b"one");
+        write(root, "b", b"two");
+        let cache = HashCache::default();
+        let first = index(root, "w", &filter(root), &cache).unwrap();
+        // Poison the cached hash of `b`: if the re-index trusts the cache for unchanged files,
+        // the poisoned value shows through.
+        {
+            let mut known = cache.known.lock().unwrap();
+            for v in known.values_mut() {
+                if v.2 == blake3::hash(b"two").to_hex().to_string() {
+                    v.2 = "cached".into();
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        write(root, "a", b"ONE!");
+        let second = index(root, "w", &filter(root), &cache).unwrap();
+        let hash_of =
+            |m: &FileManifest, p: &str| match &m.entries.iter().find(|e| e.path == p).unwrap().kind
+            {
+                EntryKind::File { hash, .. } => hash.clone(),
+                _ => unreachable!(),
+            };
+        assert_eq!(
+            hash_of(&second, "a"),
+            blake3::hash(b"ONE!").to_hex().to_string(),
+            "a changed file is hashed again"
+        );
+        assert_eq!(
+            hash_of(&second, "b"),
+            "cached",
+            "an unchanged file is not read again"
+        );
+        assert_ne!(first.revision, second.revision);
+    }
+}
