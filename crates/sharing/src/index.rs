@@ -65,8 +65,14 @@ pub struct FileManifest {
 /// did not change is not read again.
 #[derive(Debug, Default)]
 pub struct HashCache {
-    known: Mutex<HashMap<(u64, u64), (u64, i64, String)>>,
+    known: Mutex<HashMap<FileId, Known>>,
 }
+
+/// (device, inode): a file's identity, whatever its name.
+type FileId = (u64, u64);
+
+/// What was hashed: the size and modification time then, and the hash.
+type Known = (u64, i64, String);
 
 /// Builds the file manifest of `root`.
 pub fn index(
@@ -110,7 +116,7 @@ pub fn index(
 struct Pending {
     at: usize,
     path: PathBuf,
-    key: (u64, u64),
+    key: FileId,
 }
 
 struct Walk<'a> {
@@ -119,7 +125,7 @@ struct Walk<'a> {
     entries: Vec<FileEntry>,
     pending: Vec<Pending>,
     /// (device, inode) of multiply-linked files already listed, to their path.
-    links: HashMap<(u64, u64), String>,
+    links: HashMap<FileId, String>,
     skipped: u64,
 }
 
@@ -289,12 +295,12 @@ fn mode(m: &std::fs::Metadata) -> u32 {
 }
 
 #[cfg(unix)]
-fn identity(m: &std::fs::Metadata) -> (u64, u64) {
+fn identity(m: &std::fs::Metadata) -> FileId {
     use std::os::unix::fs::MetadataExt;
     (m.dev(), m.ino())
 }
 #[cfg(not(unix))]
-fn identity(_m: &std::fs::Metadata) -> (u64, u64) {
+fn identity(_m: &std::fs::Metadata) -> FileId {
     (0, 0)
 }
 
