@@ -64,6 +64,12 @@ enum Command {
     /// Discovery diagnostics: interfaces, packets, drops by reason, static peers.
     #[command(subcommand)]
     Discovery(commands::peers::DiscoveryCmd),
+    /// Copy a peer's shared workspace here, verified, and register it.
+    Clone(commands::clone::CloneArgs),
+    /// Bring a cloned workspace up to date with its source (only changes move).
+    Pull(commands::clone::PullArgs),
+    /// Clone jobs: list, cancel.
+    Clones(commands::clone::ClonesArgs),
     /// Follow the node's events (one JSON object a line) until interrupted.
     Events,
 }
@@ -91,6 +97,9 @@ fn main() -> ExitCode {
                     }
                     Command::Catalog => commands::peers::catalog(&client).await,
                     Command::Discovery(cmd) => cmd.run(&client).await,
+                    Command::Clone(args) => commands::clone::clone(&client, args).await,
+                    Command::Pull(args) => commands::clone::pull(&client, args).await,
+                    Command::Clones(args) => commands::clone::clones(&client, args).await,
                     Command::Events => commands::events::follow(&client).await,
                     Command::Serve(_) => unreachable!("handled above"),
                 }

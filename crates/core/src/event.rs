@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::clone::CloneJob;
 use crate::manifest::ManifestError;
 use crate::model::Workspace;
 use crate::peer::{LeftReason, Peer};
@@ -32,6 +33,12 @@ pub enum Event {
     PeerUpdated { peer: Peer },
     /// A peer said goodbye or fell silent.
     PeerLeft { peer: Peer, reason: LeftReason },
+    /// A clone started, or moved on (about four times a second while it runs).
+    CloneProgress { job: CloneJob },
+    /// A clone finished: the workspace is registered and every file verified.
+    CloneDone { job: CloneJob },
+    /// A clone failed or was cancelled; `job.error` says why and what to do.
+    CloneFailed { job: CloneJob },
     /// The catalog changed: the environments `owner_id` shares (this node's own when `local`).
     CatalogChanged {
         owner_id: String,

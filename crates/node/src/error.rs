@@ -18,6 +18,9 @@ pub enum NodeError {
     /// A manifest (on disk, or as an edit would leave it) breaks the rules.
     #[error("{0}")]
     InvalidManifest(ManifestError),
+    /// What the request refers to changed meanwhile (a share's files): fetch it again.
+    #[error("{0}")]
+    Changed(String),
     /// The request itself makes no sense (a relative path, an empty name).
     #[error("{0}")]
     InvalidRequest(String),
@@ -43,6 +46,7 @@ impl NodeError {
             NodeError::NotFound(_) => "not_found",
             NodeError::Ambiguous(_) => "ambiguous",
             NodeError::Exists(_) => "already_exists",
+            NodeError::Changed(_) => "changed",
             NodeError::InvalidManifest(_) => "invalid_manifest",
             NodeError::InvalidRequest(_) => "invalid_request",
             NodeError::DataDir(_) => "data_dir",

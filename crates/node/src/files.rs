@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use aienv_sharing::Filter;
-use aienv_sharing::index::{self, FileManifest, HashCache};
+use std::path::PathBuf;
+
+use aienv_sharing::index::{self, EntryKind, FileManifest, HashCache};
+use aienv_sharing::transfer::StreamRequest;
 
 use crate::error::{NodeError, Result};
 use crate::{Node, lock};
@@ -39,5 +42,27 @@ impl Node {
                 e,
             )
         })
+    }
+}
+
+impl Node {
+    /// What to send for a stream request: the workspace root, the current manifest, and the
+    /// requested file indices. Refused with `Changed` when the share moved on since the
+    /// requester's manifest.
+    pub fn stream_plan(&self, ws: &str, req: &StreamRequest) -> Result<(PathBuf, FileManifest, Vec<usize>)> {
+        let m = self.file_manifest(ws)?;
+        if m.revision != req.revision {
+            return Err(NodeError::Changed(format!(
+                "the share changed since revision {} (now {}); fetch its file list again",
+                req.revision, m.revision
+            )));
+        }
+        let indices = req
+            .indices(m.entries.len())
+            .ok_or_else(|| NodeError::InvalidRequest("the requested ranges are out of order or past the end".into()))?;
+        if let Some(&i) = indices.iter().find(|&&i| !matches!(m.entries[i].kind, EntryKind::File { .. })) {
+            return Err(NodeError::InvalidRequest(format!("entry {i} ({}) is not a file", m.entries[i].path)));
+        }
+        Ok((self.workspace(ws)?.path, m, indices))
     }
 }

@@ -9,6 +9,7 @@
 //! Depends on `aienv-core` only. Start reading at [`Node::start`], then `workspaces.rs` (the
 //! registry operations), `items.rs` (projects and environments) and `reload.rs` (hand edits).
 
+mod clones;
 mod datadir;
 mod error;
 mod files;
@@ -33,6 +34,7 @@ use tokio::sync::broadcast;
 
 pub use aienv_discovery::Status as DiscoveryStatus;
 pub use aienv_sharing::{CatalogEntry, FileManifest, ShareList};
+pub use clones::CloneRequest;
 pub use datadir::{NODE_FILE, NodeRecord, create as create_data_dir, read_record};
 pub use error::{NodeError, Result};
 pub use online::DiscoveryReport;
@@ -56,6 +58,9 @@ struct Inner {
     sizes: aienv_sharing::SizeCache,
     /// Content hashes of shared workspaces' files, by workspace id, so re-indexing is cheap.
     hash_caches: Mutex<std::collections::HashMap<String, Arc<aienv_sharing::HashCache>>>,
+    /// Clone jobs by id (finished ones too), and the cancel handles of running ones.
+    clones: Mutex<std::collections::HashMap<String, aienv_core::clone::CloneJob>>,
+    running_clones: Mutex<std::collections::HashMap<String, clones::Running>>,
     /// Discovery and the API port it announces, once online.
     discovery: Mutex<Option<(aienv_discovery::Discovery, u16)>>,
     data_dir: datadir::DataDir,
@@ -102,6 +107,8 @@ impl Node {
                 catalog: aienv_sharing::Catalog::new(),
                 sizes: aienv_sharing::SizeCache::default(),
                 hash_caches: Mutex::new(Default::default()),
+                clones: Mutex::new(Default::default()),
+                running_clones: Mutex::new(Default::default()),
                 discovery: Mutex::new(None),
                 data_dir,
                 events,
@@ -114,6 +121,7 @@ impl Node {
         };
         node.start_watcher();
         node.load_workspaces(loaded.entries);
+        node.load_jobs();
         tracing::debug!(elapsed = ?started.elapsed(), "node loaded");
         Ok(node)
     }

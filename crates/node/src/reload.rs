@@ -59,7 +59,7 @@ impl Node {
     }
 
     /// Reads the manifest of the workspace at `dir` again and publishes what changed.
-    fn reload(&self, dir: &Path) {
+    pub(crate) fn reload(&self, dir: &Path) {
         let _w = self.write_guard();
         let Some(ws) = read(&self.inner.workspaces)
             .values()

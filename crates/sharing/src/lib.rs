@@ -11,6 +11,7 @@ mod fetch;
 pub mod index;
 pub mod shares;
 mod size;
+pub mod transfer;
 
 pub use catalog::{Catalog, CatalogEntry, MIN_REFETCH, Owner, RemoteStatus};
 pub use exclude::Filter;

@@ -1,9 +1,11 @@
 //! The routes, one file per resource.
 
+mod clones;
 mod events;
 mod health;
 mod items;
 mod peers;
+mod transfer;
 pub(crate) mod ui;
 mod workspaces;
 
@@ -45,6 +47,9 @@ pub(crate) fn api() -> OpenApiRouter<Node> {
         .routes(routes!(peers::catalog))
         .routes(routes!(peers::shares))
         .routes(routes!(peers::files))
+        .routes(routes!(transfer::stream))
+        .routes(routes!(clones::list, clones::start))
+        .routes(routes!(clones::show, clones::cancel))
         .routes(routes!(peers::discovery))
 }
 

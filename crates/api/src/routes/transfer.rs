@@ -1,0 +1,68 @@
+//! `POST /shares/{workspace}/stream`: the files a peer asks for, as a tar stream.
+
+use std::io::{self, Write};
+
+use aienv_node::Node;
+use aienv_sharing::transfer::{StreamRequest, pack::pack};
+use axum::body::{Body as HttpBody, Bytes};
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::mpsc;
+
+use crate::blocking;
+use crate::error::{ApiError, Body, ErrorBody};
+
+/// Streams the requested files of a shared workspace as tar (zstd when asked), in the order of
+/// its file manifest. 409 when the share changed since the requester's manifest revision.
+#[utoipa::path(post, path = "/shares/{workspace}/stream", tag = "lan", request_body = StreamRequest,
+    params(("workspace" = String, Path, description = "workspace id or unique name")),
+    responses(
+        (status = 200, description = "a tar stream (application/x-tar or application/zstd)"),
+        (status = 409, description = "the share changed: fetch its file list again", body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn stream(State(node): State<Node>, Path(ws): Path<String>, Body(req): Body<StreamRequest>) -> Result<Response, ApiError> {
+    let zstd = req.zstd;
+    let (root, manifest, indices) = blocking(move || node.stream_plan(&ws, &req)).await?;
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChunkWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) };
+        let result = pack(&root, &manifest, &indices, &mut out, zstd).and_then(|()| out.flush());
+        if let Err(e) = result {
+            // Ends the HTTP body with an error: the receiver sees a cut stream, not a clean end.
+            tracing::warn!("sending {}: {e}", root.display());
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let kind = if zstd { "application/zstd" } else { "application/x-tar" };
+    Ok(([(header::CONTENT_TYPE, kind)], HttpBody::from_stream(body)).into_response())
+}
+
+const CHUNK: usize = 256 * 1024;
+
+/// Collects the tar writer's many small writes into large chunks for the HTTP body.
+struct ChunkWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .blocking_send(Ok(Bytes::from(chunk)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the receiver went away"))
+    }
+}

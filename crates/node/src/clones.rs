@@ -1,0 +1,401 @@
+//! Clone jobs: copy a peer's shared workspace here (or update an earlier copy), verified, then
+//! register it. The transfer itself is `aienv_sharing::transfer`; this is the job around it:
+//! resolving names, the staging folder, progress events, cancel, the final move, registration,
+//! and the hook where the runtime adapts the clone to this machine.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aienv_core::clone::{CloneJob, CloneProgress, CloneState};
+use aienv_core::peer::Peer;
+use aienv_core::{Event, Workspace};
+use aienv_sharing::index::FileManifest;
+use aienv_sharing::transfer::TransferError;
+use aienv_sharing::transfer::client::{self, Compress, Counters, Spec, staging_for};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use utoipa::ToSchema;
+
+use crate::error::{NodeError, Result};
+use crate::{NewWorkspace, Node, lock};
+
+/// Where a clone records its source, inside the cloned workspace (never shared itself).
+const ORIGIN_FILE: &str = ".aienv/origin.json";
+/// The jobs of this node, kept so a restart can say what was interrupted.
+const JOBS_FILE: &str = "clones.json";
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// `POST /api/v1/clones`: clone a peer's workspace, or pull an earlier clone.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloneRequest {
+    /// `PEER/WORKSPACE`: a peer's name or id, and the name or id of a workspace it shares.
+    pub source: Option<String>,
+    /// A registered workspace that is a clone: bring it up to date with its source.
+    pub pull: Option<String>,
+    /// Where the clone goes (default: `~/aienv/WORKSPACE`). Absolute.
+    #[schema(value_type = Option<String>)]
+    pub to: Option<PathBuf>,
+    /// `auto` (by the measured link speed), `on` or `off`.
+    #[serde(default)]
+    pub compress: Option<String>,
+}
+
+/// What a clone remembers about where it came from.
+#[derive(Debug, Serialize, Deserialize)]
+struct Origin {
+    peer_id: String,
+    peer_name: String,
+    workspace_id: String,
+    workspace_name: String,
+    manifest: FileManifest,
+}
+
+/// A running job's handles.
+#[derive(Debug)]
+pub(crate) struct Running {
+    cancel: watch::Sender<bool>,
+}
+
+impl Node {
+    pub fn clones(&self) -> Vec<CloneJob> {
+        let mut jobs: Vec<CloneJob> = lock(&self.inner.clones).values().cloned().collect();
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.started_ms));
+        jobs
+    }
+
+    pub fn clone_job(&self, id: &str) -> Result<CloneJob> {
+        lock(&self.inner.clones).get(id).cloned().ok_or_else(|| NodeError::NotFound(format!("no clone job {id:?} (see `aienv clones`)")))
+    }
+
+    /// Cancels a running clone; its staging folder is removed.
+    pub fn cancel_clone(&self, id: &str) -> Result<CloneJob> {
+        let job = self.clone_job(id)?;
+        match lock(&self.inner.running_clones).get(id) {
+            Some(r) => {
+                let _ = r.cancel.send(true);
+            }
+            None => return Err(NodeError::InvalidRequest(format!("clone {id} is not running (it is {:?})", job.state))),
+        }
+        Ok(job)
+    }
+
+    /// Starts a clone (or a pull) and returns its job at once; progress follows as events.
+    pub async fn start_clone(&self, req: CloneRequest) -> Result<CloneJob> {
+        let compress = match req.compress.as_deref() {
+            None | Some("auto") => Compress::Auto,
+            Some("on") => Compress::On,
+            Some("off") => Compress::Off,
+            Some(other) => return Err(NodeError::InvalidRequest(format!("compress is auto, on or off, not {other:?}"))),
+        };
+        let (peer, workspace_id, workspace_name, target, pull) = match (&req.source, &req.pull) {
+            (Some(source), None) => {
+                let (peer, ws) = source.split_once('/').ok_or_else(|| {
+                    NodeError::InvalidRequest(format!("{source:?} is not PEER/WORKSPACE (see `aienv catalog`)"))
+                })?;
+                let peer = self.find_peer(peer)?;
+                let list = aienv_sharing::fetch_shares(&aienv_sharing::peer_client(), &peer.url, Some(&peer.id))
+                    .await
+                    .map_err(|e| NodeError::NotFound(e.to_string()))?;
+                let w = list.workspaces.iter().find(|w| w.id == ws || w.name == ws).ok_or_else(|| {
+                    let names: Vec<&str> = list.workspaces.iter().map(|w| w.name.as_str()).collect();
+                    NodeError::NotFound(format!("peer {:?} shares no workspace {ws:?} (it shares: {})", peer.name, names.join(", ")))
+                })?;
+                let target = match &req.to {
+                    Some(t) if t.is_absolute() => t.clone(),
+                    Some(t) => return Err(NodeError::InvalidRequest(format!("the target {} must be absolute", t.display()))),
+                    None => default_clone_root()?.join(&w.name),
+                };
+                let previous_same = read_origin(&target).is_some_and(|o| o.workspace_id == w.id && o.peer_id == peer.id);
+                if target.exists() && !previous_same && !is_empty_dir(&target) {
+                    return Err(NodeError::Exists(format!(
+                        "{} already exists and is not a clone of {source}; choose another folder with --to",
+                        target.display()
+                    )));
+                }
+                (peer, w.id.clone(), w.name.clone(), target, previous_same)
+            }
+            (None, Some(ws)) => {
+                let w = self.workspace(ws)?;
+                let origin = read_origin(&w.path).ok_or_else(|| {
+                    NodeError::InvalidRequest(format!("workspace {:?} is not a clone (it has no {ORIGIN_FILE}); nothing to pull from", w.name))
+                })?;
+                let peer = self.find_peer(&origin.peer_id).map_err(|_| {
+                    NodeError::NotFound(format!("peer {:?}, where {:?} came from, is not on the LAN now; pull again when it is", origin.peer_name, w.name))
+                })?;
+                (peer, origin.workspace_id, origin.workspace_name, w.path, true)
+            }
+            _ => return Err(NodeError::InvalidRequest("give either source (PEER/WORKSPACE) or pull (WORKSPACE)".into())),
+        };
+        if lock(&self.inner.clones).values().any(|j| j.state == CloneState::Running && j.target == target) {
+            return Err(NodeError::Exists(format!("a clone into {} is already running", target.display())));
+        }
+        let job = CloneJob {
+            id: uuid::Uuid::new_v4().simple().to_string()[..10].to_string(),
+            peer_id: peer.id.clone(),
+            peer_name: peer.name.clone(),
+            workspace_id,
+            workspace_name,
+            target,
+            pull,
+            state: CloneState::Running,
+            progress: CloneProgress::default(),
+            error: None,
+            result_workspace_id: None,
+            started_ms: now_ms(),
+            finished_ms: None,
+        };
+        let (cancel, cancelled) = watch::channel(false);
+        lock(&self.inner.clones).insert(job.id.clone(), job.clone());
+        lock(&self.inner.running_clones).insert(job.id.clone(), Running { cancel });
+        self.save_jobs();
+        self.emit(Event::CloneProgress { job: job.clone() });
+        let node = self.clone();
+        let id = job.id.clone();
+        tokio::spawn(async move { node.run_clone(id, peer, compress, cancelled).await });
+        Ok(job)
+    }
+
+    fn find_peer(&self, key: &str) -> Result<Peer> {
+        let peers = self.peers();
+        let found: Vec<&Peer> = peers.iter().filter(|p| p.id == key || p.name == key).collect();
+        match found.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(NodeError::NotFound(format!(
+                "no peer {key:?} on the LAN (peers now: {}); see `aienv peers`",
+                if peers.is_empty() { "none".to_string() } else { peers.iter().map(|p| p.name.clone()).collect::<Vec<_>>().join(", ") }
+            ))),
+            _ => Err(NodeError::Ambiguous(format!("several peers are named {key:?}; use a peer id (see `aienv peers`)"))),
+        }
+    }
+
+    async fn run_clone(self, id: String, peer: Peer, compress: Compress, cancelled: watch::Receiver<bool>) {
+        let job = self.clone_job(&id).expect("the job was just registered");
+        let counters = Arc::new(Counters::default());
+        let ticker = self.spawn_progress(id.clone(), counters.clone());
+        let result = self.transfer(&job, &peer, compress, counters.clone(), cancelled).await;
+        ticker.abort();
+        let staging = staging_for(&job.target);
+        let (state, error, ws) = match result {
+            Ok(ws) => (CloneState::Done, None, Some(ws)),
+            Err(e) => {
+                let (state, message) = match &e {
+                    TransferError::Cancelled => (CloneState::Cancelled, e.to_string()),
+                    TransferError::Hostile(_) => (CloneState::Failed, e.to_string()),
+                    _ => (CloneState::Failed, format!("{e}; run the same clone again to resume where it stopped")),
+                };
+                // A cancelled or hostile clone leaves nothing behind; an interrupted one keeps
+                // its staging folder so a retry resumes.
+                if matches!(e, TransferError::Cancelled | TransferError::Hostile(_)) {
+                    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(staging)).await;
+                }
+                (state, Some(message), None)
+            }
+        };
+        let finished = {
+            let mut jobs = lock(&self.inner.clones);
+            let j = jobs.get_mut(&id).expect("job");
+            j.state = state;
+            j.error = error;
+            j.finished_ms = Some(now_ms());
+            j.progress = snapshot(&counters, &j.progress, Duration::ZERO);
+            j.result_workspace_id = ws.as_ref().map(|w: &Workspace| w.id.clone());
+            j.clone()
+        };
+        lock(&self.inner.running_clones).remove(&id);
+        self.save_jobs();
+        match state {
+            CloneState::Done => self.emit(Event::CloneDone { job: finished }),
+            _ => self.emit(Event::CloneFailed { job: finished }),
+        }
+    }
+
+    /// Streams into staging (again if the share changed meanwhile), then moves the result into
+    /// place and registers it.
+    async fn transfer(
+        &self,
+        job: &CloneJob,
+        peer: &Peer,
+        compress: Compress,
+        counters: Arc<Counters>,
+        cancelled: watch::Receiver<bool>,
+    ) -> std::result::Result<Workspace, TransferError> {
+        let staging = staging_for(&job.target);
+        let previous = read_origin(&job.target);
+        let http = aienv_sharing::peer_client();
+        let mut attempts = 0;
+        let manifest = loop {
+            attempts += 1;
+            // Every attempt counts from zero: what is already in staging is counted as reused.
+            for c in [&counters.bytes_total, &counters.bytes_done, &counters.files_total, &counters.files_done] {
+                c.store(0, Ordering::Relaxed);
+            }
+            let spec = Spec {
+                base_url: &peer.url,
+                workspace_id: &job.workspace_id,
+                staging: &staging,
+                previous: previous.as_ref().map(|o| (job.target.as_path(), &o.manifest)),
+                compress,
+            };
+            match client::receive(&http, &spec, counters.clone(), cancelled.clone()).await {
+                Ok(m) => break m,
+                Err(TransferError::Changed) if attempts < 3 => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        let origin = Origin {
+            peer_id: peer.id.clone(),
+            peer_name: peer.name.clone(),
+            workspace_id: job.workspace_id.clone(),
+            workspace_name: job.workspace_name.clone(),
+            manifest,
+        };
+        let target = job.target.clone();
+        tokio::task::spawn_blocking(move || put_in_place(&staging, &target, &origin)).await.expect("move task")?;
+        self.register_clone(&job.target).await
+    }
+
+    /// Registers a finished clone, or reloads it if it was registered already (a pull).
+    async fn register_clone(&self, target: &Path) -> std::result::Result<Workspace, TransferError> {
+        let registered = self.all_workspaces().into_iter().find(|w| w.path == target);
+        let node = self.clone();
+        let target = target.to_path_buf();
+        let ws = tokio::task::spawn_blocking(move || match registered {
+            // The folder was replaced: watch the new one and read its manifest.
+            Some(w) => {
+                node.watch(&w.path);
+                node.reload(&w.path);
+                node.workspace(&w.id)
+            }
+            None => node.create_workspace(NewWorkspace { path: target, create: false, name: None, description: None }),
+        })
+        .await
+        .expect("register task")
+        .map_err(|e| TransferError::Peer(format!("the clone is complete but could not be registered: {e}")))?;
+        self.adapt_after_clone(&ws);
+        Ok(ws)
+    }
+
+    /// The hook where the runtime fits a fresh clone to this machine (Python environment,
+    /// GPU variant, paths). The runtime issue fills it in; until then a clone is used as it is.
+    fn adapt_after_clone(&self, ws: &Workspace) {
+        tracing::debug!(workspace = %ws.name, "clone registered; no runtime adaptation yet");
+    }
+
+    fn spawn_progress(&self, id: String, counters: Arc<Counters>) -> tokio::task::JoinHandle<()> {
+        let node = self.downgrade();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PROGRESS_EVERY);
+            let mut last = Instant::now();
+            loop {
+                tick.tick().await;
+                let Some(node) = node.upgrade() else { break };
+                let job = {
+                    let mut jobs = lock(&node.inner.clones);
+                    let Some(j) = jobs.get_mut(&id) else { break };
+                    let p = snapshot(&counters, &j.progress, last.elapsed());
+                    last = Instant::now();
+                    if p == j.progress {
+                        continue;
+                    }
+                    j.progress = p;
+                    j.clone()
+                };
+                node.emit(Event::CloneProgress { job });
+            }
+        })
+    }
+
+    fn save_jobs(&self) {
+        let jobs = self.clones();
+        let path = self.inner.data_dir.path().join(JOBS_FILE);
+        let bytes = serde_json::to_vec_pretty(&jobs).expect("jobs serialise");
+        if let Err(e) = aienv_core::fsutil::atomic_write(&path, &bytes) {
+            tracing::warn!("cannot record clone jobs in {}: {e}", path.display());
+        }
+    }
+
+    /// At start: jobs that were running when the node stopped are marked interrupted.
+    pub(crate) fn load_jobs(&self) {
+        let path = self.inner.data_dir.path().join(JOBS_FILE);
+        let Some(jobs) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Vec<CloneJob>>(&b).ok()) else {
+            return;
+        };
+        let mut map = lock(&self.inner.clones);
+        for mut j in jobs {
+            if j.state == CloneState::Running {
+                j.state = CloneState::Interrupted;
+                j.error = Some("the node stopped during this clone; run the same clone again to resume where it stopped".into());
+            }
+            map.insert(j.id.clone(), j);
+        }
+    }
+}
+
+/// Writes the origin into staging and moves it into place: one rename for a new clone; for an
+/// update, the old folder steps aside first and is removed after.
+fn put_in_place(staging: &Path, target: &Path, origin: &Origin) -> std::result::Result<(), TransferError> {
+    let io = |what: String, e: std::io::Error| TransferError::io(what, e);
+    let file = staging.join(ORIGIN_FILE);
+    std::fs::create_dir_all(file.parent().expect("origin has a parent")).map_err(|e| io(format!("cannot create {}", file.display()), e))?;
+    let bytes = serde_json::to_vec(origin).expect("origin serialises");
+    aienv_core::fsutil::atomic_write(&file, &bytes).map_err(|e| io(format!("cannot write {}", file.display()), e))?;
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| io(format!("cannot create {}", parent.display()), e))?;
+    }
+    if target.exists() {
+        let old = target.with_file_name(format!(".aienv-old-{}", staging.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()));
+        std::fs::rename(target, &old).map_err(|e| io(format!("cannot move the old {} aside", target.display()), e))?;
+        if let Err(e) = std::fs::rename(staging, target) {
+            let _ = std::fs::rename(&old, target);
+            return Err(io(format!("cannot move the clone into {}", target.display()), e));
+        }
+        let _ = std::fs::remove_dir_all(&old);
+    } else {
+        std::fs::rename(staging, target).map_err(|e| io(format!("cannot move the clone into {}", target.display()), e))?;
+    }
+    Ok(())
+}
+
+fn read_origin(dir: &Path) -> Option<Origin> {
+    serde_json::from_slice(&std::fs::read(dir.join(ORIGIN_FILE)).ok()?).ok()
+}
+
+fn is_empty_dir(p: &Path) -> bool {
+    std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_none())
+}
+
+/// `~/aienv`: where clones go when no folder is given.
+fn default_clone_root() -> Result<PathBuf> {
+    directories::UserDirs::new()
+        .map(|u| u.home_dir().join("aienv"))
+        .ok_or_else(|| NodeError::InvalidRequest("this system has no home folder; give the clone a folder with --to".into()))
+}
+
+fn snapshot(c: &Counters, prev: &CloneProgress, elapsed: Duration) -> CloneProgress {
+    let bytes_done = c.bytes_done.load(Ordering::Relaxed);
+    let bytes_total = c.bytes_total.load(Ordering::Relaxed);
+    let rate = if elapsed.is_zero() {
+        prev.rate
+    } else {
+        // A smoothed rate, so the ETA does not jump with every tick.
+        let now = bytes_done.saturating_sub(prev.bytes_done) as f64 / elapsed.as_secs_f64();
+        if prev.rate == 0.0 { now } else { 0.7 * prev.rate + 0.3 * now }
+    };
+    CloneProgress {
+        bytes_total,
+        bytes_done,
+        files_total: c.files_total.load(Ordering::Relaxed),
+        files_done: c.files_done.load(Ordering::Relaxed),
+        bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
+        rate,
+        eta_s: (rate > 0.0).then(|| bytes_total.saturating_sub(bytes_done) as f64 / rate),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+

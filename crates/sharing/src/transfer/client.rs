@@ -1,0 +1,315 @@
+//! The receiving side of one clone: fetch and check the manifest, reuse what is already here
+//! (a previous clone, or files a resumed transfer already wrote), stream the rest, link.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::index::{EntryKind, FileEntry, FileManifest, hash_file};
+use crate::transfer::unpack::{finish_file, unpack};
+use crate::transfer::{StreamRequest, TransferError, plan};
+
+/// A manifest larger than this is refused.
+pub const MAX_MANIFEST_BYTES: usize = 256 << 20;
+/// A peer that sends nothing for this long is given up on (the clone can be resumed).
+pub const STALL: Duration = Duration::from_secs(30);
+/// Below this manifest download rate the link is slow enough for zstd to pay off.
+const COMPRESS_BELOW_BYTES_PER_S: f64 = 60e6;
+
+/// Live counters of one transfer, read by whoever shows progress.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub bytes_total: AtomicU64,
+    pub bytes_done: AtomicU64,
+    pub files_total: AtomicU64,
+    pub files_done: AtomicU64,
+    /// Bytes that actually crossed the network (the rest was reused).
+    pub bytes_sent: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compress {
+    /// Decided by the measured speed of the manifest download.
+    Auto,
+    On,
+    Off,
+}
+
+/// Where a clone goes and what it may reuse.
+#[derive(Debug)]
+pub struct Spec<'a> {
+    /// The peer's API, e.g. `http://10.0.0.7:47478`.
+    pub base_url: &'a str,
+    pub workspace_id: &'a str,
+    /// An empty or partly filled folder on the target's filesystem.
+    pub staging: &'a Path,
+    /// A previous clone of the same share and the manifest it was made from.
+    pub previous: Option<(&'a Path, &'a FileManifest)>,
+    pub compress: Compress,
+}
+
+/// Fills `spec.staging` with the share's current content, every file verified. Returns the
+/// manifest it was made from.
+pub async fn receive(
+    http: &reqwest::Client,
+    spec: &Spec<'_>,
+    counters: Arc<Counters>,
+    cancel: watch::Receiver<bool>,
+) -> Result<FileManifest, TransferError> {
+    let (manifest, rate) = fetch_manifest(http, spec).await?;
+    plan::check(&manifest)?;
+    let zstd = match spec.compress {
+        Compress::On => true,
+        Compress::Off => false,
+        Compress::Auto => rate.is_some_and(|r| r < COMPRESS_BELOW_BYTES_PER_S),
+    };
+
+    // Decide, file by file, what can be reused (this reads and hashes local files: blocking).
+    let plan = {
+        let m = manifest.clone();
+        let staging = spec.staging.to_path_buf();
+        let previous = spec.previous.map(|(p, m)| (p.to_path_buf(), m.clone()));
+        let counters = counters.clone();
+        tokio::task::spawn_blocking(move || prepare(&m, &staging, previous.as_ref().map(|(p, m)| (p.as_path(), m)), &counters))
+            .await
+            .expect("prepare task")?
+    };
+
+    if !plan.is_empty() {
+        stream(http, spec, &manifest, &plan, zstd, counters.clone(), cancel).await?;
+    }
+    let m = manifest.clone();
+    let staging = spec.staging.to_path_buf();
+    tokio::task::spawn_blocking(move || link_and_finish(&m, &staging)).await.expect("link task")?;
+    Ok(manifest)
+}
+
+/// The manifest, and the link's speed as its download showed it (`None` when it was too small
+/// to tell: latency, not bandwidth, decides how long a small body takes).
+async fn fetch_manifest(http: &reqwest::Client, spec: &Spec<'_>) -> Result<(FileManifest, Option<f64>), TransferError> {
+    let url = format!("{}/api/v1/shares/{}/files", spec.base_url, spec.workspace_id);
+    let peer = |why: String| TransferError::Peer(format!("cannot get the file list from {}: {why}", spec.base_url));
+    let mut res = http.get(&url).timeout(Duration::from_secs(300)).send().await.map_err(|e| peer(e.to_string()))?;
+    if !res.status().is_success() {
+        let status = res.status();
+        let body = res.text().await.unwrap_or_default();
+        let msg = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or(body);
+        return Err(peer(format!("{status}: {msg}")));
+    }
+    let mut body = Vec::new();
+    let mut first_chunk: Option<Instant> = None;
+    while let Some(chunk) = res.chunk().await.map_err(|e| peer(e.to_string()))? {
+        first_chunk.get_or_insert_with(Instant::now);
+        if body.len() + chunk.len() > MAX_MANIFEST_BYTES {
+            return Err(TransferError::Hostile(format!("the file list is larger than {MAX_MANIFEST_BYTES} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    // Timed from the first byte, so the peer's indexing time does not count as a slow link.
+    let rate = first_chunk
+        .filter(|_| body.len() >= 512 * 1024)
+        .map(|t| body.len() as f64 / t.elapsed().as_secs_f64().max(1e-6));
+    let m = serde_json::from_slice(&body).map_err(|e| TransferError::Hostile(format!("the file list cannot be read ({e})")))?;
+    Ok((m, rate))
+}
+
+/// Creates the folders, keeps what a previous attempt already wrote correctly, links what a
+/// previous clone has unchanged, and returns the indices of the files still to fetch.
+fn prepare(
+    m: &FileManifest,
+    staging: &Path,
+    previous: Option<(&Path, &FileManifest)>,
+    counters: &Counters,
+) -> Result<Vec<usize>, TransferError> {
+    let io = |what: &str, p: &Path, e: io::Error| TransferError::io(format!("cannot {what} {}", p.display()), e);
+    std::fs::create_dir_all(staging).map_err(|e| io("create", staging, e))?;
+    let prev: HashMap<&str, &EntryKind> =
+        previous.map(|(_, pm)| pm.entries.iter().map(|e| (e.path.as_str(), &e.kind)).collect()).unwrap_or_default();
+    let mut fetch = Vec::new();
+    for (i, e) in m.entries.iter().enumerate() {
+        let dest = staging.join(&e.path);
+        match &e.kind {
+            EntryKind::Dir { .. } => std::fs::create_dir_all(&dest).map_err(|err| io("create", &dest, err))?,
+            EntryKind::File { size, hash, mode, mtime_ns } => {
+                counters.bytes_total.fetch_add(*size, Ordering::Relaxed);
+                counters.files_total.fetch_add(1, Ordering::Relaxed);
+                let reused = resumed(&dest, *size, hash)
+                    || previous.is_some_and(|(root, _)| reuse_previous(root, &e.path, &dest, *size, hash, prev.get(e.path.as_str())));
+                if reused {
+                    if let Ok(f) = std::fs::File::options().write(true).open(&dest) {
+                        let _ = finish_file(&f, *mode, *mtime_ns);
+                    }
+                    counters.bytes_done.fetch_add(*size, Ordering::Relaxed);
+                    counters.files_done.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    fetch.push(i);
+                }
+            }
+            EntryKind::Symlink { .. } | EntryKind::Hardlink { .. } => {}
+        }
+    }
+    Ok(fetch)
+}
+
+/// A file an interrupted attempt already wrote in full and correctly.
+fn resumed(dest: &Path, size: u64, hash: &str) -> bool {
+    match std::fs::symlink_metadata(dest) {
+        Ok(meta) if meta.is_file() && meta.len() == size => hash_file(dest).is_ok_and(|h| h == hash),
+        Ok(_) => {
+            let _ = std::fs::remove_file(dest);
+            false
+        }
+        Err(_) => false,
+    }
+}
+
+/// Hard-links (or copies) the previous clone's copy of a file whose content did not change.
+/// The previous copy counts only while it is untouched since that clone (same size and time).
+fn reuse_previous(root: &Path, path: &str, dest: &Path, size: u64, hash: &str, prev: Option<&&EntryKind>) -> bool {
+    let Some(EntryKind::File { size: ps, hash: ph, mtime_ns: pm, .. }) = prev.copied() else { return false };
+    if *ps != size || ph != hash {
+        return false;
+    }
+    let src = root.join(path);
+    let Ok(meta) = std::fs::symlink_metadata(&src) else { return false };
+    let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(-1, |d| d.as_nanos() as i64);
+    if !meta.is_file() || meta.len() != size || mtime != *pm {
+        return false;
+    }
+    std::fs::hard_link(&src, dest).is_ok() || std::fs::copy(&src, dest).is_ok()
+}
+
+/// Streams the files at `fetch` from the peer into staging.
+async fn stream(
+    http: &reqwest::Client,
+    spec: &Spec<'_>,
+    m: &FileManifest,
+    fetch: &[usize],
+    zstd: bool,
+    counters: Arc<Counters>,
+    mut cancel: watch::Receiver<bool>,
+) -> Result<(), TransferError> {
+    let url = format!("{}/api/v1/shares/{}/stream", spec.base_url, spec.workspace_id);
+    let req = StreamRequest::from_indices(&m.revision, fetch, zstd);
+    let peer = |why: String| TransferError::Peer(format!("the transfer from {} failed: {why}", spec.base_url));
+    let mut res = http.post(&url).json(&req).send().await.map_err(|e| peer(e.to_string()))?;
+    if res.status() == reqwest::StatusCode::CONFLICT {
+        return Err(TransferError::Changed);
+    }
+    if !res.status().is_success() {
+        return Err(peer(format!("it answered {}", res.status())));
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(32);
+    let expected: Vec<FileEntry> = fetch.iter().map(|&i| m.entries[i].clone()).collect();
+    let staging = spec.staging.to_path_buf();
+    let c = counters.clone();
+    let writer = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&FileEntry> = expected.iter().collect();
+        let mut on_bytes = |n: u64| {
+            c.bytes_done.fetch_add(n, Ordering::Relaxed);
+        };
+        let mut on_file = || {
+            c.files_done.fetch_add(1, Ordering::Relaxed);
+        };
+        unpack(ChannelReader { rx, buf: Vec::new(), at: 0 }, zstd, &refs, &staging, &mut on_bytes, &mut on_file)
+    });
+    let mut outcome = Ok(());
+    loop {
+        tokio::select! {
+            chunk = tokio::time::timeout(STALL, res.chunk()) => match chunk {
+                Err(_) => { outcome = Err(peer(format!("it sent nothing for {} s (the clone can be resumed)", STALL.as_secs()))); break }
+                Ok(Err(e)) => { outcome = Err(peer(format!("{e} (the clone can be resumed)"))); break }
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(bytes))) => {
+                    counters.bytes_sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    // The writer stopped (it found a problem): its error says why.
+                    if tx.send(bytes.to_vec()).is_err() { break }
+                }
+            },
+            _ = cancel.changed() => { outcome = Err(TransferError::Cancelled); break }
+        }
+    }
+    drop(tx);
+    let written = writer.await.expect("writer task");
+    outcome.and(written)
+}
+
+/// Creates symlinks and hard links, then gives folders their modes (last: a read-only folder
+/// must not stop the writes into it).
+fn link_and_finish(m: &FileManifest, staging: &Path) -> Result<(), TransferError> {
+    for e in &m.entries {
+        let dest = staging.join(&e.path);
+        match &e.kind {
+            EntryKind::Symlink { target } => {
+                let _ = std::fs::remove_file(&dest);
+                symlink(target, &dest).map_err(|err| TransferError::io(format!("cannot create the symlink {}", dest.display()), err))?;
+            }
+            EntryKind::Hardlink { to } => {
+                let _ = std::fs::remove_file(&dest);
+                std::fs::hard_link(staging.join(to), &dest)
+                    .map_err(|err| TransferError::io(format!("cannot create the hard link {}", dest.display()), err))?;
+            }
+            _ => {}
+        }
+    }
+    #[cfg(unix)]
+    for e in m.entries.iter().rev() {
+        if let EntryKind::Dir { mode } = e.kind {
+            let dest = staging.join(&e.path);
+            std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode((mode & 0o777) | 0o700))
+                .map_err(|err| TransferError::io(format!("cannot set the mode of {}", dest.display()), err))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn symlink(target: &str, at: &Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(target, at)
+}
+#[cfg(not(unix))]
+fn symlink(target: &str, at: &Path) -> io::Result<()> {
+    // Windows needs privileges for symlinks; a copy of the target would change the tree.
+    Err(io::Error::other(format!("symlinks ({target}) are not supported on this platform yet")))
+}
+
+/// Hands the network's chunks to the blocking unpacker.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.buf.len() {
+            match self.rx.recv() {
+                Ok(b) => {
+                    self.buf = b;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.at);
+        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// The staging folder for a clone into `target`: beside it (same filesystem, so the final move is
+/// one rename), named after it, so a retried clone finds what an interrupted one left.
+pub fn staging_for(target: &Path) -> PathBuf {
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let hash = blake3::hash(target.to_string_lossy().as_bytes()).to_hex();
+    target.with_file_name(format!(".aienv-staging-{name}-{}", &hash[..8]))
+}
