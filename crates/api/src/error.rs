@@ -50,7 +50,9 @@ impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> Self {
         let status = match &e {
             NodeError::NotFound(_) => StatusCode::NOT_FOUND,
-            NodeError::Ambiguous(_) | NodeError::Exists(_) | NodeError::Changed(_) => StatusCode::CONFLICT,
+            NodeError::Ambiguous(_) | NodeError::Exists(_) | NodeError::Changed(_) => {
+                StatusCode::CONFLICT
+            }
             NodeError::InvalidManifest(_) => StatusCode::UNPROCESSABLE_ENTITY,
             NodeError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             NodeError::DataDir(_)

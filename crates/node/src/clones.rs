@@ -67,7 +67,10 @@ impl Node {
     }
 
     pub fn clone_job(&self, id: &str) -> Result<CloneJob> {
-        lock(&self.inner.clones).get(id).cloned().ok_or_else(|| NodeError::NotFound(format!("no clone job {id:?} (see `aienv clones`)")))
+        lock(&self.inner.clones)
+            .get(id)
+            .cloned()
+            .ok_or_else(|| NodeError::NotFound(format!("no clone job {id:?} (see `aienv clones`)")))
     }
 
     /// Cancels a running clone; its staging folder is removed.
@@ -77,7 +80,12 @@ impl Node {
             Some(r) => {
                 let _ = r.cancel.send(true);
             }
-            None => return Err(NodeError::InvalidRequest(format!("clone {id} is not running (it is {:?})", job.state))),
+            None => {
+                return Err(NodeError::InvalidRequest(format!(
+                    "clone {id} is not running (it is {:?})",
+                    job.state
+                )));
+            }
         }
         Ok(job)
     }
@@ -88,27 +96,52 @@ impl Node {
             None | Some("auto") => Compress::Auto,
             Some("on") => Compress::On,
             Some("off") => Compress::Off,
-            Some(other) => return Err(NodeError::InvalidRequest(format!("compress is auto, on or off, not {other:?}"))),
+            Some(other) => {
+                return Err(NodeError::InvalidRequest(format!(
+                    "compress is auto, on or off, not {other:?}"
+                )));
+            }
         };
         let (peer, workspace_id, workspace_name, target, pull) = match (&req.source, &req.pull) {
             (Some(source), None) => {
                 let (peer, ws) = source.split_once('/').ok_or_else(|| {
-                    NodeError::InvalidRequest(format!("{source:?} is not PEER/WORKSPACE (see `aienv catalog`)"))
+                    NodeError::InvalidRequest(format!(
+                        "{source:?} is not PEER/WORKSPACE (see `aienv catalog`)"
+                    ))
                 })?;
                 let peer = self.find_peer(peer)?;
-                let list = aienv_sharing::fetch_shares(&aienv_sharing::peer_client(), &peer.url, Some(&peer.id))
-                    .await
-                    .map_err(|e| NodeError::NotFound(e.to_string()))?;
-                let w = list.workspaces.iter().find(|w| w.id == ws || w.name == ws).ok_or_else(|| {
-                    let names: Vec<&str> = list.workspaces.iter().map(|w| w.name.as_str()).collect();
-                    NodeError::NotFound(format!("peer {:?} shares no workspace {ws:?} (it shares: {})", peer.name, names.join(", ")))
-                })?;
+                let list = aienv_sharing::fetch_shares(
+                    &aienv_sharing::peer_client(),
+                    &peer.url,
+                    Some(&peer.id),
+                )
+                .await
+                .map_err(|e| NodeError::NotFound(e.to_string()))?;
+                let w = list
+                    .workspaces
+                    .iter()
+                    .find(|w| w.id == ws || w.name == ws)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> =
+                            list.workspaces.iter().map(|w| w.name.as_str()).collect();
+                        NodeError::NotFound(format!(
+                            "peer {:?} shares no workspace {ws:?} (it shares: {})",
+                            peer.name,
+                            names.join(", ")
+                        ))
+                    })?;
                 let target = match &req.to {
                     Some(t) if t.is_absolute() => t.clone(),
-                    Some(t) => return Err(NodeError::InvalidRequest(format!("the target {} must be absolute", t.display()))),
+                    Some(t) => {
+                        return Err(NodeError::InvalidRequest(format!(
+                            "the target {} must be absolute",
+                            t.display()
+                        )));
+                    }
                     None => default_clone_root()?.join(&w.name),
                 };
-                let previous_same = read_origin(&target).is_some_and(|o| o.workspace_id == w.id && o.peer_id == peer.id);
+                let previous_same = read_origin(&target)
+                    .is_some_and(|o| o.workspace_id == w.id && o.peer_id == peer.id);
                 if target.exists() && !previous_same && !is_empty_dir(&target) {
                     return Err(NodeError::Exists(format!(
                         "{} already exists and is not a clone of {source}; choose another folder with --to",
@@ -125,12 +158,28 @@ impl Node {
                 let peer = self.find_peer(&origin.peer_id).map_err(|_| {
                     NodeError::NotFound(format!("peer {:?}, where {:?} came from, is not on the LAN now; pull again when it is", origin.peer_name, w.name))
                 })?;
-                (peer, origin.workspace_id, origin.workspace_name, w.path, true)
+                (
+                    peer,
+                    origin.workspace_id,
+                    origin.workspace_name,
+                    w.path,
+                    true,
+                )
             }
-            _ => return Err(NodeError::InvalidRequest("give either source (PEER/WORKSPACE) or pull (WORKSPACE)".into())),
+            _ => {
+                return Err(NodeError::InvalidRequest(
+                    "give either source (PEER/WORKSPACE) or pull (WORKSPACE)".into(),
+                ));
+            }
         };
-        if lock(&self.inner.clones).values().any(|j| j.state == CloneState::Running && j.target == target) {
-            return Err(NodeError::Exists(format!("a clone into {} is already running", target.display())));
+        if lock(&self.inner.clones)
+            .values()
+            .any(|j| j.state == CloneState::Running && j.target == target)
+        {
+            return Err(NodeError::Exists(format!(
+                "a clone into {} is already running",
+                target.display()
+            )));
         }
         let job = CloneJob {
             id: uuid::Uuid::new_v4().simple().to_string()[..10].to_string(),
@@ -160,22 +209,43 @@ impl Node {
 
     fn find_peer(&self, key: &str) -> Result<Peer> {
         let peers = self.peers();
-        let found: Vec<&Peer> = peers.iter().filter(|p| p.id == key || p.name == key).collect();
+        let found: Vec<&Peer> = peers
+            .iter()
+            .filter(|p| p.id == key || p.name == key)
+            .collect();
         match found.as_slice() {
             [one] => Ok((*one).clone()),
             [] => Err(NodeError::NotFound(format!(
                 "no peer {key:?} on the LAN (peers now: {}); see `aienv peers`",
-                if peers.is_empty() { "none".to_string() } else { peers.iter().map(|p| p.name.clone()).collect::<Vec<_>>().join(", ") }
+                if peers.is_empty() {
+                    "none".to_string()
+                } else {
+                    peers
+                        .iter()
+                        .map(|p| p.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
             ))),
-            _ => Err(NodeError::Ambiguous(format!("several peers are named {key:?}; use a peer id (see `aienv peers`)"))),
+            _ => Err(NodeError::Ambiguous(format!(
+                "several peers are named {key:?}; use a peer id (see `aienv peers`)"
+            ))),
         }
     }
 
-    async fn run_clone(self, id: String, peer: Peer, compress: Compress, cancelled: watch::Receiver<bool>) {
+    async fn run_clone(
+        self,
+        id: String,
+        peer: Peer,
+        compress: Compress,
+        cancelled: watch::Receiver<bool>,
+    ) {
         let job = self.clone_job(&id).expect("the job was just registered");
         let counters = Arc::new(Counters::default());
         let ticker = self.spawn_progress(id.clone(), counters.clone());
-        let result = self.transfer(&job, &peer, compress, counters.clone(), cancelled).await;
+        let result = self
+            .transfer(&job, &peer, compress, counters.clone(), cancelled)
+            .await;
         ticker.abort();
         let staging = staging_for(&job.target);
         let (state, error, ws) = match result {
@@ -184,12 +254,16 @@ impl Node {
                 let (state, message) = match &e {
                     TransferError::Cancelled => (CloneState::Cancelled, e.to_string()),
                     TransferError::Hostile(_) => (CloneState::Failed, e.to_string()),
-                    _ => (CloneState::Failed, format!("{e}; run the same clone again to resume where it stopped")),
+                    _ => (
+                        CloneState::Failed,
+                        format!("{e}; run the same clone again to resume where it stopped"),
+                    ),
                 };
                 // A cancelled or hostile clone leaves nothing behind; an interrupted one keeps
                 // its staging folder so a retry resumes.
                 if matches!(e, TransferError::Cancelled | TransferError::Hostile(_)) {
-                    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(staging)).await;
+                    let _ =
+                        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(staging)).await;
                 }
                 (state, Some(message), None)
             }
@@ -229,15 +303,23 @@ impl Node {
         let manifest = loop {
             attempts += 1;
             // Every attempt counts from zero: what is already in staging is counted as reused.
-            for c in [&counters.bytes_total, &counters.bytes_done, &counters.files_total, &counters.files_done] {
+            for c in [
+                &counters.bytes_total,
+                &counters.bytes_done,
+                &counters.files_total,
+                &counters.files_done,
+            ] {
                 c.store(0, Ordering::Relaxed);
             }
             let spec = Spec {
                 base_url: &peer.url,
                 workspace_id: &job.workspace_id,
                 staging: &staging,
-                previous: previous.as_ref().map(|o| (job.target.as_path(), &o.manifest)),
+                previous: previous
+                    .as_ref()
+                    .map(|o| (job.target.as_path(), &o.manifest)),
                 compress,
+                stall: client::STALL,
             };
             match client::receive(&http, &spec, counters.clone(), cancelled.clone()).await {
                 Ok(m) => break m,
@@ -253,7 +335,9 @@ impl Node {
             manifest,
         };
         let target = job.target.clone();
-        tokio::task::spawn_blocking(move || put_in_place(&staging, &target, &origin)).await.expect("move task")?;
+        tokio::task::spawn_blocking(move || put_in_place(&staging, &target, &origin))
+            .await
+            .expect("move task")?;
         self.register_clone(&job.target).await
     }
 
@@ -269,11 +353,20 @@ impl Node {
                 node.reload(&w.path);
                 node.workspace(&w.id)
             }
-            None => node.create_workspace(NewWorkspace { path: target, create: false, name: None, description: None }),
+            None => node.create_workspace(NewWorkspace {
+                path: target,
+                create: false,
+                name: None,
+                description: None,
+            }),
         })
         .await
         .expect("register task")
-        .map_err(|e| TransferError::Peer(format!("the clone is complete but could not be registered: {e}")))?;
+        .map_err(|e| {
+            TransferError::Peer(format!(
+                "the clone is complete but could not be registered: {e}"
+            ))
+        })?;
         self.adapt_after_clone(&ws);
         Ok(ws)
     }
@@ -320,7 +413,10 @@ impl Node {
     /// At start: jobs that were running when the node stopped are marked interrupted.
     pub(crate) fn load_jobs(&self) {
         let path = self.inner.data_dir.path().join(JOBS_FILE);
-        let Some(jobs) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Vec<CloneJob>>(&b).ok()) else {
+        let Some(jobs) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Vec<CloneJob>>(&b).ok())
+        else {
             return;
         };
         let mut map = lock(&self.inner.clones);
@@ -336,25 +432,47 @@ impl Node {
 
 /// Writes the origin into staging and moves it into place: one rename for a new clone; for an
 /// update, the old folder steps aside first and is removed after.
-fn put_in_place(staging: &Path, target: &Path, origin: &Origin) -> std::result::Result<(), TransferError> {
+fn put_in_place(
+    staging: &Path,
+    target: &Path,
+    origin: &Origin,
+) -> std::result::Result<(), TransferError> {
     let io = |what: String, e: std::io::Error| TransferError::io(what, e);
     let file = staging.join(ORIGIN_FILE);
-    std::fs::create_dir_all(file.parent().expect("origin has a parent")).map_err(|e| io(format!("cannot create {}", file.display()), e))?;
+    std::fs::create_dir_all(file.parent().expect("origin has a parent"))
+        .map_err(|e| io(format!("cannot create {}", file.display()), e))?;
     let bytes = serde_json::to_vec(origin).expect("origin serialises");
-    aienv_core::fsutil::atomic_write(&file, &bytes).map_err(|e| io(format!("cannot write {}", file.display()), e))?;
+    aienv_core::fsutil::atomic_write(&file, &bytes)
+        .map_err(|e| io(format!("cannot write {}", file.display()), e))?;
     if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| io(format!("cannot create {}", parent.display()), e))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| io(format!("cannot create {}", parent.display()), e))?;
     }
     if target.exists() {
-        let old = target.with_file_name(format!(".aienv-old-{}", staging.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()));
-        std::fs::rename(target, &old).map_err(|e| io(format!("cannot move the old {} aside", target.display()), e))?;
+        let old = target.with_file_name(format!(
+            ".aienv-old-{}",
+            staging
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+        std::fs::rename(target, &old)
+            .map_err(|e| io(format!("cannot move the old {} aside", target.display()), e))?;
         if let Err(e) = std::fs::rename(staging, target) {
             let _ = std::fs::rename(&old, target);
-            return Err(io(format!("cannot move the clone into {}", target.display()), e));
+            return Err(io(
+                format!("cannot move the clone into {}", target.display()),
+                e,
+            ));
         }
         let _ = std::fs::remove_dir_all(&old);
     } else {
-        std::fs::rename(staging, target).map_err(|e| io(format!("cannot move the clone into {}", target.display()), e))?;
+        std::fs::rename(staging, target).map_err(|e| {
+            io(
+                format!("cannot move the clone into {}", target.display()),
+                e,
+            )
+        })?;
     }
     Ok(())
 }
@@ -371,7 +489,11 @@ fn is_empty_dir(p: &Path) -> bool {
 fn default_clone_root() -> Result<PathBuf> {
     directories::UserDirs::new()
         .map(|u| u.home_dir().join("aienv"))
-        .ok_or_else(|| NodeError::InvalidRequest("this system has no home folder; give the clone a folder with --to".into()))
+        .ok_or_else(|| {
+            NodeError::InvalidRequest(
+                "this system has no home folder; give the clone a folder with --to".into(),
+            )
+        })
 }
 
 fn snapshot(c: &Counters, prev: &CloneProgress, elapsed: Duration) -> CloneProgress {
@@ -382,7 +504,11 @@ fn snapshot(c: &Counters, prev: &CloneProgress, elapsed: Duration) -> CloneProgr
     } else {
         // A smoothed rate, so the ETA does not jump with every tick.
         let now = bytes_done.saturating_sub(prev.bytes_done) as f64 / elapsed.as_secs_f64();
-        if prev.rate == 0.0 { now } else { 0.7 * prev.rate + 0.3 * now }
+        if prev.rate == 0.0 {
+            now
+        } else {
+            0.7 * prev.rate + 0.3 * now
+        }
     };
     CloneProgress {
         bytes_total,
@@ -396,6 +522,7 @@ fn snapshot(c: &Counters, prev: &CloneProgress, elapsed: Duration) -> CloneProgr
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
-

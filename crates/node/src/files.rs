@@ -49,7 +49,11 @@ impl Node {
     /// What to send for a stream request: the workspace root, the current manifest, and the
     /// requested file indices. Refused with `Changed` when the share moved on since the
     /// requester's manifest.
-    pub fn stream_plan(&self, ws: &str, req: &StreamRequest) -> Result<(PathBuf, FileManifest, Vec<usize>)> {
+    pub fn stream_plan(
+        &self,
+        ws: &str,
+        req: &StreamRequest,
+    ) -> Result<(PathBuf, FileManifest, Vec<usize>)> {
         let m = self.file_manifest(ws)?;
         if m.revision != req.revision {
             return Err(NodeError::Changed(format!(
@@ -57,11 +61,19 @@ impl Node {
                 req.revision, m.revision
             )));
         }
-        let indices = req
-            .indices(m.entries.len())
-            .ok_or_else(|| NodeError::InvalidRequest("the requested ranges are out of order or past the end".into()))?;
-        if let Some(&i) = indices.iter().find(|&&i| !matches!(m.entries[i].kind, EntryKind::File { .. })) {
-            return Err(NodeError::InvalidRequest(format!("entry {i} ({}) is not a file", m.entries[i].path)));
+        let indices = req.indices(m.entries.len()).ok_or_else(|| {
+            NodeError::InvalidRequest(
+                "the requested ranges are out of order or past the end".into(),
+            )
+        })?;
+        if let Some(&i) = indices
+            .iter()
+            .find(|&&i| !matches!(m.entries[i].kind, EntryKind::File { .. }))
+        {
+            return Err(NodeError::InvalidRequest(format!(
+                "entry {i} ({}) is not a file",
+                m.entries[i].path
+            )));
         }
         Ok((self.workspace(ws)?.path, m, indices))
     }

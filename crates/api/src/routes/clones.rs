@@ -21,19 +21,28 @@ pub async fn list(State(node): State<Node>) -> Json<Vec<CloneJob>> {
     (status = 202, body = CloneJob),
     (status = 404, description = "no such peer or shared workspace", body = ErrorBody),
     (status = 409, description = "the target exists, or a clone into it runs", body = ErrorBody)))]
-pub async fn start(State(node): State<Node>, Body(req): Body<CloneRequest>) -> Result<(StatusCode, Json<CloneJob>), ApiError> {
+pub async fn start(
+    State(node): State<Node>,
+    Body(req): Body<CloneRequest>,
+) -> Result<(StatusCode, Json<CloneJob>), ApiError> {
     Ok((StatusCode::ACCEPTED, Json(node.start_clone(req).await?)))
 }
 
 #[utoipa::path(get, path = "/clones/{id}", tag = "clones", params(("id" = String, Path)),
     responses((status = 200, body = CloneJob), (status = 404, body = ErrorBody)))]
-pub async fn show(State(node): State<Node>, Path(id): Path<String>) -> Result<Json<CloneJob>, ApiError> {
+pub async fn show(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> Result<Json<CloneJob>, ApiError> {
     Ok(Json(node.clone_job(&id)?))
 }
 
 /// Cancels a running clone; its staging folder is removed and nothing is registered.
 #[utoipa::path(delete, path = "/clones/{id}", tag = "clones", params(("id" = String, Path)),
     responses((status = 200, body = CloneJob), (status = 400, description = "not running", body = ErrorBody)))]
-pub async fn cancel(State(node): State<Node>, Path(id): Path<String>) -> Result<Json<CloneJob>, ApiError> {
+pub async fn cancel(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> Result<Json<CloneJob>, ApiError> {
     Ok(Json(blocking(move || node.cancel_clone(&id)).await?))
 }

@@ -21,12 +21,19 @@ use crate::error::{ApiError, Body, ErrorBody};
         (status = 200, description = "a tar stream (application/x-tar or application/zstd)"),
         (status = 409, description = "the share changed: fetch its file list again", body = ErrorBody),
         (status = 404, body = ErrorBody)))]
-pub async fn stream(State(node): State<Node>, Path(ws): Path<String>, Body(req): Body<StreamRequest>) -> Result<Response, ApiError> {
+pub async fn stream(
+    State(node): State<Node>,
+    Path(ws): Path<String>,
+    Body(req): Body<StreamRequest>,
+) -> Result<Response, ApiError> {
     let zstd = req.zstd;
     let (root, manifest, indices) = blocking(move || node.stream_plan(&ws, &req)).await?;
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
     tokio::task::spawn_blocking(move || {
-        let mut out = ChunkWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) };
+        let mut out = ChunkWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        };
         let result = pack(&root, &manifest, &indices, &mut out, zstd).and_then(|()| out.flush());
         if let Err(e) = result {
             // Ends the HTTP body with an error: the receiver sees a cut stream, not a clean end.
@@ -34,8 +41,14 @@ pub async fn stream(State(node): State<Node>, Path(ws): Path<String>, Body(req):
             let _ = tx.blocking_send(Err(e));
         }
     });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    let kind = if zstd { "application/zstd" } else { "application/x-tar" };
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let kind = if zstd {
+        "application/zstd"
+    } else {
+        "application/x-tar"
+    };
     Ok(([(header::CONTENT_TYPE, kind)], HttpBody::from_stream(body)).into_response())
 }
 

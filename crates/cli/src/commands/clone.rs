@@ -57,7 +57,13 @@ pub async fn clone(c: &Client, a: CloneArgs) -> anyhow::Result<()> {
 }
 
 pub async fn pull(c: &Client, a: PullArgs) -> anyhow::Result<()> {
-    let job: CloneJob = c.send(Method::POST, "/clones", Some(&json!({ "pull": a.workspace }))).await?;
+    let job: CloneJob = c
+        .send(
+            Method::POST,
+            "/clones",
+            Some(&json!({ "pull": a.workspace })),
+        )
+        .await?;
     follow(c, job, a.detach).await
 }
 
@@ -73,7 +79,11 @@ pub async fn clones(c: &Client, a: ClonesArgs) -> anyhow::Result<()> {
                             j.id.clone(),
                             format!("{}/{}", j.peer_name, j.workspace_name),
                             format!("{:?}", j.state).to_lowercase(),
-                            format!("{} / {}", bytes(j.progress.bytes_done), bytes(j.progress.bytes_total)),
+                            format!(
+                                "{} / {}",
+                                bytes(j.progress.bytes_done),
+                                bytes(j.progress.bytes_total)
+                            ),
                             j.target.display().to_string(),
                         ]
                     })
@@ -82,8 +92,19 @@ pub async fn clones(c: &Client, a: ClonesArgs) -> anyhow::Result<()> {
             });
         }
         ClonesCmd::Cancel { id } => {
-            let j: CloneJob = c.send(Method::DELETE, &format!("/clones/{}", seg(&id)), None::<&()>).await?;
-            c.print(&j, |j| println!("cancelling clone {} of {}/{}", j.id, j.peer_name, j.workspace_name));
+            let j: CloneJob = c
+                .send(
+                    Method::DELETE,
+                    &format!("/clones/{}", seg(&id)),
+                    None::<&()>,
+                )
+                .await?;
+            c.print(&j, |j| {
+                println!(
+                    "cancelling clone {} of {}/{}",
+                    j.id, j.peer_name, j.workspace_name
+                )
+            });
         }
     }
     Ok(())
@@ -92,14 +113,28 @@ pub async fn clones(c: &Client, a: ClonesArgs) -> anyhow::Result<()> {
 /// Shows a progress bar until the job ends; fails (exit 1) if the clone does.
 async fn follow(c: &Client, mut job: CloneJob, detach: bool) -> anyhow::Result<()> {
     if detach {
-        c.print(&job, |j| println!("clone {} started: {}/{} -> {}", j.id, j.peer_name, j.workspace_name, j.target.display()));
+        c.print(&job, |j| {
+            println!(
+                "clone {} started: {}/{} -> {}",
+                j.id,
+                j.peer_name,
+                j.workspace_name,
+                j.target.display()
+            )
+        });
         return Ok(());
     }
-    let bar = if c.json { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    let bar = if c.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
     bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .expect("template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("template")
+        .progress_chars("=> "),
     );
     bar.set_message(format!("{}/{}", job.peer_name, job.workspace_name));
     while job.state == CloneState::Running {
@@ -129,7 +164,11 @@ async fn follow(c: &Client, mut job: CloneJob, detach: bool) -> anyhow::Result<(
             if c.json {
                 println!("{}", serde_json::to_string_pretty(&job)?);
             }
-            anyhow::bail!("{}", job.error.unwrap_or_else(|| format!("the clone ended {:?}", job.state)))
+            anyhow::bail!(
+                "{}",
+                job.error
+                    .unwrap_or_else(|| format!("the clone ended {:?}", job.state))
+            )
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct Spec<'a> {
     /// A previous clone of the same share and the manifest it was made from.
     pub previous: Option<(&'a Path, &'a FileManifest)>,
     pub compress: Compress,
+    /// A peer that sends nothing for this long is given up on ([`STALL`] by default).
+    pub stall: Duration,
 }
 
 /// Fills `spec.staging` with the share's current content, every file verified. Returns the
@@ -75,9 +77,16 @@ pub async fn receive(
         let staging = spec.staging.to_path_buf();
         let previous = spec.previous.map(|(p, m)| (p.to_path_buf(), m.clone()));
         let counters = counters.clone();
-        tokio::task::spawn_blocking(move || prepare(&m, &staging, previous.as_ref().map(|(p, m)| (p.as_path(), m)), &counters))
-            .await
-            .expect("prepare task")?
+        tokio::task::spawn_blocking(move || {
+            prepare(
+                &m,
+                &staging,
+                previous.as_ref().map(|(p, m)| (p.as_path(), m)),
+                &counters,
+            )
+        })
+        .await
+        .expect("prepare task")?
     };
 
     if !plan.is_empty() {
@@ -85,16 +94,34 @@ pub async fn receive(
     }
     let m = manifest.clone();
     let staging = spec.staging.to_path_buf();
-    tokio::task::spawn_blocking(move || link_and_finish(&m, &staging)).await.expect("link task")?;
+    tokio::task::spawn_blocking(move || link_and_finish(&m, &staging))
+        .await
+        .expect("link task")?;
     Ok(manifest)
 }
 
 /// The manifest, and the link's speed as its download showed it (`None` when it was too small
 /// to tell: latency, not bandwidth, decides how long a small body takes).
-async fn fetch_manifest(http: &reqwest::Client, spec: &Spec<'_>) -> Result<(FileManifest, Option<f64>), TransferError> {
-    let url = format!("{}/api/v1/shares/{}/files", spec.base_url, spec.workspace_id);
-    let peer = |why: String| TransferError::Peer(format!("cannot get the file list from {}: {why}", spec.base_url));
-    let mut res = http.get(&url).timeout(Duration::from_secs(300)).send().await.map_err(|e| peer(e.to_string()))?;
+async fn fetch_manifest(
+    http: &reqwest::Client,
+    spec: &Spec<'_>,
+) -> Result<(FileManifest, Option<f64>), TransferError> {
+    let url = format!(
+        "{}/api/v1/shares/{}/files",
+        spec.base_url, spec.workspace_id
+    );
+    let peer = |why: String| {
+        TransferError::Peer(format!(
+            "cannot get the file list from {}: {why}",
+            spec.base_url
+        ))
+    };
+    let mut res = http
+        .get(&url)
+        .timeout(Duration::from_secs(300))
+        .send()
+        .await
+        .map_err(|e| peer(e.to_string()))?;
     if !res.status().is_success() {
         let status = res.status();
         let body = res.text().await.unwrap_or_default();
@@ -109,7 +136,9 @@ async fn fetch_manifest(http: &reqwest::Client, spec: &Spec<'_>) -> Result<(File
     while let Some(chunk) = res.chunk().await.map_err(|e| peer(e.to_string()))? {
         first_chunk.get_or_insert_with(Instant::now);
         if body.len() + chunk.len() > MAX_MANIFEST_BYTES {
-            return Err(TransferError::Hostile(format!("the file list is larger than {MAX_MANIFEST_BYTES} bytes")));
+            return Err(TransferError::Hostile(format!(
+                "the file list is larger than {MAX_MANIFEST_BYTES} bytes"
+            )));
         }
         body.extend_from_slice(&chunk);
     }
@@ -117,7 +146,8 @@ async fn fetch_manifest(http: &reqwest::Client, spec: &Spec<'_>) -> Result<(File
     let rate = first_chunk
         .filter(|_| body.len() >= 512 * 1024)
         .map(|t| body.len() as f64 / t.elapsed().as_secs_f64().max(1e-6));
-    let m = serde_json::from_slice(&body).map_err(|e| TransferError::Hostile(format!("the file list cannot be read ({e})")))?;
+    let m = serde_json::from_slice(&body)
+        .map_err(|e| TransferError::Hostile(format!("the file list cannot be read ({e})")))?;
     Ok((m, rate))
 }
 
@@ -129,20 +159,37 @@ fn prepare(
     previous: Option<(&Path, &FileManifest)>,
     counters: &Counters,
 ) -> Result<Vec<usize>, TransferError> {
-    let io = |what: &str, p: &Path, e: io::Error| TransferError::io(format!("cannot {what} {}", p.display()), e);
+    let io = |what: &str, p: &Path, e: io::Error| {
+        TransferError::io(format!("cannot {what} {}", p.display()), e)
+    };
     std::fs::create_dir_all(staging).map_err(|e| io("create", staging, e))?;
-    let prev: HashMap<&str, &EntryKind> =
-        previous.map(|(_, pm)| pm.entries.iter().map(|e| (e.path.as_str(), &e.kind)).collect()).unwrap_or_default();
+    let prev: HashMap<&str, &EntryKind> = previous
+        .map(|(_, pm)| {
+            pm.entries
+                .iter()
+                .map(|e| (e.path.as_str(), &e.kind))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut fetch = Vec::new();
     for (i, e) in m.entries.iter().enumerate() {
         let dest = staging.join(&e.path);
         match &e.kind {
-            EntryKind::Dir { .. } => std::fs::create_dir_all(&dest).map_err(|err| io("create", &dest, err))?,
-            EntryKind::File { size, hash, mode, mtime_ns } => {
+            EntryKind::Dir { .. } => {
+                std::fs::create_dir_all(&dest).map_err(|err| io("create", &dest, err))?
+            }
+            EntryKind::File {
+                size,
+                hash,
+                mode,
+                mtime_ns,
+            } => {
                 counters.bytes_total.fetch_add(*size, Ordering::Relaxed);
                 counters.files_total.fetch_add(1, Ordering::Relaxed);
                 let reused = resumed(&dest, *size, hash)
-                    || previous.is_some_and(|(root, _)| reuse_previous(root, &e.path, &dest, *size, hash, prev.get(e.path.as_str())));
+                    || previous.is_some_and(|(root, _)| {
+                        reuse_previous(root, &e.path, &dest, *size, hash, prev.get(e.path.as_str()))
+                    });
                 if reused {
                     if let Ok(f) = std::fs::File::options().write(true).open(&dest) {
                         let _ = finish_file(&f, *mode, *mtime_ns);
@@ -162,7 +209,9 @@ fn prepare(
 /// A file an interrupted attempt already wrote in full and correctly.
 fn resumed(dest: &Path, size: u64, hash: &str) -> bool {
     match std::fs::symlink_metadata(dest) {
-        Ok(meta) if meta.is_file() && meta.len() == size => hash_file(dest).is_ok_and(|h| h == hash),
+        Ok(meta) if meta.is_file() && meta.len() == size => {
+            hash_file(dest).is_ok_and(|h| h == hash)
+        }
         Ok(_) => {
             let _ = std::fs::remove_file(dest);
             false
@@ -173,14 +222,35 @@ fn resumed(dest: &Path, size: u64, hash: &str) -> bool {
 
 /// Hard-links (or copies) the previous clone's copy of a file whose content did not change.
 /// The previous copy counts only while it is untouched since that clone (same size and time).
-fn reuse_previous(root: &Path, path: &str, dest: &Path, size: u64, hash: &str, prev: Option<&&EntryKind>) -> bool {
-    let Some(EntryKind::File { size: ps, hash: ph, mtime_ns: pm, .. }) = prev.copied() else { return false };
+fn reuse_previous(
+    root: &Path,
+    path: &str,
+    dest: &Path,
+    size: u64,
+    hash: &str,
+    prev: Option<&&EntryKind>,
+) -> bool {
+    let Some(EntryKind::File {
+        size: ps,
+        hash: ph,
+        mtime_ns: pm,
+        ..
+    }) = prev.copied()
+    else {
+        return false;
+    };
     if *ps != size || ph != hash {
         return false;
     }
     let src = root.join(path);
-    let Ok(meta) = std::fs::symlink_metadata(&src) else { return false };
-    let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(-1, |d| d.as_nanos() as i64);
+    let Ok(meta) = std::fs::symlink_metadata(&src) else {
+        return false;
+    };
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(-1, |d| d.as_nanos() as i64);
     if !meta.is_file() || meta.len() != size || mtime != *pm {
         return false;
     }
@@ -197,10 +267,20 @@ async fn stream(
     counters: Arc<Counters>,
     mut cancel: watch::Receiver<bool>,
 ) -> Result<(), TransferError> {
-    let url = format!("{}/api/v1/shares/{}/stream", spec.base_url, spec.workspace_id);
+    let url = format!(
+        "{}/api/v1/shares/{}/stream",
+        spec.base_url, spec.workspace_id
+    );
     let req = StreamRequest::from_indices(&m.revision, fetch, zstd);
-    let peer = |why: String| TransferError::Peer(format!("the transfer from {} failed: {why}", spec.base_url));
-    let mut res = http.post(&url).json(&req).send().await.map_err(|e| peer(e.to_string()))?;
+    let peer = |why: String| {
+        TransferError::Peer(format!("the transfer from {} failed: {why}", spec.base_url))
+    };
+    let mut res = http
+        .post(&url)
+        .json(&req)
+        .send()
+        .await
+        .map_err(|e| peer(e.to_string()))?;
     if res.status() == reqwest::StatusCode::CONFLICT {
         return Err(TransferError::Changed);
     }
@@ -219,13 +299,24 @@ async fn stream(
         let mut on_file = || {
             c.files_done.fetch_add(1, Ordering::Relaxed);
         };
-        unpack(ChannelReader { rx, buf: Vec::new(), at: 0 }, zstd, &refs, &staging, &mut on_bytes, &mut on_file)
+        unpack(
+            ChannelReader {
+                rx,
+                buf: Vec::new(),
+                at: 0,
+            },
+            zstd,
+            &refs,
+            &staging,
+            &mut on_bytes,
+            &mut on_file,
+        )
     });
     let mut outcome = Ok(());
     loop {
         tokio::select! {
-            chunk = tokio::time::timeout(STALL, res.chunk()) => match chunk {
-                Err(_) => { outcome = Err(peer(format!("it sent nothing for {} s (the clone can be resumed)", STALL.as_secs()))); break }
+            chunk = tokio::time::timeout(spec.stall, res.chunk()) => match chunk {
+                Err(_) => { outcome = Err(peer(format!("it sent nothing for {} s (the clone can be resumed)", spec.stall.as_secs()))); break }
                 Ok(Err(e)) => { outcome = Err(peer(format!("{e} (the clone can be resumed)"))); break }
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(bytes))) => {
@@ -250,12 +341,18 @@ fn link_and_finish(m: &FileManifest, staging: &Path) -> Result<(), TransferError
         match &e.kind {
             EntryKind::Symlink { target } => {
                 let _ = std::fs::remove_file(&dest);
-                symlink(target, &dest).map_err(|err| TransferError::io(format!("cannot create the symlink {}", dest.display()), err))?;
+                symlink(target, &dest).map_err(|err| {
+                    TransferError::io(format!("cannot create the symlink {}", dest.display()), err)
+                })?;
             }
             EntryKind::Hardlink { to } => {
                 let _ = std::fs::remove_file(&dest);
-                std::fs::hard_link(staging.join(to), &dest)
-                    .map_err(|err| TransferError::io(format!("cannot create the hard link {}", dest.display()), err))?;
+                std::fs::hard_link(staging.join(to), &dest).map_err(|err| {
+                    TransferError::io(
+                        format!("cannot create the hard link {}", dest.display()),
+                        err,
+                    )
+                })?;
             }
             _ => {}
         }
@@ -264,8 +361,13 @@ fn link_and_finish(m: &FileManifest, staging: &Path) -> Result<(), TransferError
     for e in m.entries.iter().rev() {
         if let EntryKind::Dir { mode } = e.kind {
             let dest = staging.join(&e.path);
-            std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode((mode & 0o777) | 0o700))
-                .map_err(|err| TransferError::io(format!("cannot set the mode of {}", dest.display()), err))?;
+            std::fs::set_permissions(
+                &dest,
+                std::os::unix::fs::PermissionsExt::from_mode((mode & 0o777) | 0o700),
+            )
+            .map_err(|err| {
+                TransferError::io(format!("cannot set the mode of {}", dest.display()), err)
+            })?;
         }
     }
     Ok(())
@@ -278,7 +380,9 @@ fn symlink(target: &str, at: &Path) -> io::Result<()> {
 #[cfg(not(unix))]
 fn symlink(target: &str, at: &Path) -> io::Result<()> {
     // Windows needs privileges for symlinks; a copy of the target would change the tree.
-    Err(io::Error::other(format!("symlinks ({target}) are not supported on this platform yet")))
+    Err(io::Error::other(format!(
+        "symlinks ({target}) are not supported on this platform yet"
+    )))
 }
 
 /// Hands the network's chunks to the blocking unpacker.
@@ -309,7 +413,10 @@ impl Read for ChannelReader {
 /// The staging folder for a clone into `target`: beside it (same filesystem, so the final move is
 /// one rename), named after it, so a retried clone finds what an interrupted one left.
 pub fn staging_for(target: &Path) -> PathBuf {
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let hash = blake3::hash(target.to_string_lossy().as_bytes()).to_hex();
     target.with_file_name(format!(".aienv-staging-{name}-{}", &hash[..8]))
 }

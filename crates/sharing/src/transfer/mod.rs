@@ -35,7 +35,11 @@ impl StreamRequest {
                 _ => ranges.push([i, i + 1]),
             }
         }
-        StreamRequest { revision: revision.to_string(), ranges, zstd }
+        StreamRequest {
+            revision: revision.to_string(),
+            ranges,
+            zstd,
+        }
     }
 
     /// The indices, in order, or `None` if a range is malformed or past `len`.
@@ -68,7 +72,10 @@ pub enum TransferError {
     #[error("the clone was cancelled")]
     Cancelled,
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 impl TransferError {
@@ -76,7 +83,12 @@ impl TransferError {
         let context = context.into();
         // A full disk deserves a sentence of its own.
         if source.raw_os_error() == Some(28) {
-            return TransferError::Io { context: format!("{context}: the disk is full (free some space, then clone again to resume)"), source };
+            return TransferError::Io {
+                context: format!(
+                    "{context}: the disk is full (free some space, then clone again to resume)"
+                ),
+                source,
+            };
         }
         TransferError::Io { context, source }
     }

@@ -9,7 +9,13 @@ use crate::index::{EntryKind, FileManifest};
 /// Writes the files at `indices` of `manifest` (all must be files) from `root` as tar to `out`,
 /// zstd-compressed when asked. A file whose size changed since indexing ends the stream with an
 /// error: the receiver then sees a short stream and asks again.
-pub fn pack(root: &Path, manifest: &FileManifest, indices: &[usize], out: impl Write, zstd: bool) -> io::Result<()> {
+pub fn pack(
+    root: &Path,
+    manifest: &FileManifest,
+    indices: &[usize],
+    out: impl Write,
+    zstd: bool,
+) -> io::Result<()> {
     if zstd {
         // Level 1: fast enough not to be the bottleneck below ~1 Gbit/s.
         let enc = zstd::Encoder::new(out, 1)?;
@@ -20,16 +26,27 @@ pub fn pack(root: &Path, manifest: &FileManifest, indices: &[usize], out: impl W
     }
 }
 
-fn write_tar<W: Write>(root: &Path, manifest: &FileManifest, indices: &[usize], out: W) -> io::Result<W> {
+fn write_tar<W: Write>(
+    root: &Path,
+    manifest: &FileManifest,
+    indices: &[usize],
+    out: W,
+) -> io::Result<W> {
     let mut b = tar::Builder::new(out);
     for &i in indices {
         let e = &manifest.entries[i];
         let EntryKind::File { size, mode, .. } = e.kind else {
-            return Err(io::Error::other(format!("entry {i} ({}) is not a file", e.path)));
+            return Err(io::Error::other(format!(
+                "entry {i} ({}) is not a file",
+                e.path
+            )));
         };
         let f = File::open(root.join(&e.path))?;
         if f.metadata()?.len() != size {
-            return Err(io::Error::other(format!("{} changed since it was indexed", e.path)));
+            return Err(io::Error::other(format!(
+                "{} changed since it was indexed",
+                e.path
+            )));
         }
         let mut h = tar::Header::new_gnu();
         h.set_size(size);

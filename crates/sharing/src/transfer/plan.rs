@@ -13,7 +13,9 @@ pub const MAX_ENTRIES: usize = 1_000_000;
 /// Checks every entry: safe relative paths, no duplicates, parents listed before children,
 /// symlinks that stay inside the tree, hard links to earlier files, well-formed hashes.
 pub fn check(m: &FileManifest) -> Result<(), TransferError> {
-    let bad = |path: &str, why: &str| TransferError::Hostile(format!("the manifest entry {path:?} {why}"));
+    let bad = |path: &str, why: &str| {
+        TransferError::Hostile(format!("the manifest entry {path:?} {why}"))
+    };
     if m.entries.len() > MAX_ENTRIES {
         return Err(TransferError::Hostile(format!(
             "the manifest has {} entries; more than {MAX_ENTRIES} is refused",
@@ -24,17 +26,27 @@ pub fn check(m: &FileManifest) -> Result<(), TransferError> {
     let mut dirs: HashSet<&str> = HashSet::new();
     let mut files: HashMap<&str, ()> = HashMap::new();
     for e in &m.entries {
-        let normal = normalise(&e.path).ok_or_else(|| bad(&e.path, "is not a plain relative path inside the workspace"))?;
+        let normal = normalise(&e.path)
+            .ok_or_else(|| bad(&e.path, "is not a plain relative path inside the workspace"))?;
         if normal != e.path {
-            return Err(bad(&e.path, "is not in normal form (it would collide with another name)"));
+            return Err(bad(
+                &e.path,
+                "is not in normal form (it would collide with another name)",
+            ));
         }
         if !seen.insert(normal.to_lowercase()) {
-            return Err(bad(&e.path, "appears twice (names may not differ only in case either)"));
+            return Err(bad(
+                &e.path,
+                "appears twice (names may not differ only in case either)",
+            ));
         }
         if let Some((parent, _)) = e.path.rsplit_once('/')
             && !dirs.contains(parent)
         {
-            return Err(bad(&e.path, "comes before its folder, or its folder is not a folder"));
+            return Err(bad(
+                &e.path,
+                "comes before its folder, or its folder is not a folder",
+            ));
         }
         match &e.kind {
             EntryKind::Dir { .. } => {
@@ -48,12 +60,20 @@ pub fn check(m: &FileManifest) -> Result<(), TransferError> {
             }
             EntryKind::Symlink { target } => {
                 if !link_stays_inside(&e.path, target) {
-                    return Err(bad(&e.path, &format!("is a symlink to {target:?}, which leads outside the workspace")));
+                    return Err(bad(
+                        &e.path,
+                        &format!("is a symlink to {target:?}, which leads outside the workspace"),
+                    ));
                 }
             }
             EntryKind::Hardlink { to } => {
                 if !files.contains_key(to.as_str()) {
-                    return Err(bad(&e.path, &format!("is a hard link to {to:?}, which is not an earlier file of the workspace")));
+                    return Err(bad(
+                        &e.path,
+                        &format!(
+                            "is a hard link to {to:?}, which is not an earlier file of the workspace"
+                        ),
+                    ));
                 }
             }
         }
@@ -105,21 +125,52 @@ mod tests {
     use crate::index::FileEntry;
 
     fn m(entries: Vec<FileEntry>) -> FileManifest {
-        FileManifest { workspace_id: "w".into(), revision: "r".into(), files: 0, bytes: 0, skipped_special: 0, entries }
+        FileManifest {
+            workspace_id: "w".into(),
+            revision: "r".into(),
+            files: 0,
+            bytes: 0,
+            skipped_special: 0,
+            entries,
+        }
     }
     fn dir(p: &str) -> FileEntry {
-        FileEntry { path: p.into(), kind: EntryKind::Dir { mode: 0o755 } }
+        FileEntry {
+            path: p.into(),
+            kind: EntryKind::Dir { mode: 0o755 },
+        }
     }
     fn file(p: &str) -> FileEntry {
-        FileEntry { path: p.into(), kind: EntryKind::File { size: 1, mode: 0o644, mtime_ns: 0, hash: "a".repeat(64) } }
+        FileEntry {
+            path: p.into(),
+            kind: EntryKind::File {
+                size: 1,
+                mode: 0o644,
+                mtime_ns: 0,
+                hash: "a".repeat(64),
+            },
+        }
     }
     fn link(p: &str, t: &str) -> FileEntry {
-        FileEntry { path: p.into(), kind: EntryKind::Symlink { target: t.into() } }
+        FileEntry {
+            path: p.into(),
+            kind: EntryKind::Symlink { target: t.into() },
+        }
     }
 
     #[test]
     fn a_sound_manifest_passes() {
-        check(&m(vec![dir("a"), file("a/x"), link("a/l", "x"), link("top", "a/x"), FileEntry { path: "a/h".into(), kind: EntryKind::Hardlink { to: "a/x".into() } }])).unwrap();
+        check(&m(vec![
+            dir("a"),
+            file("a/x"),
+            link("a/l", "x"),
+            link("top", "a/x"),
+            FileEntry {
+                path: "a/h".into(),
+                kind: EntryKind::Hardlink { to: "a/x".into() },
+            },
+        ]))
+        .unwrap();
     }
 
     #[test]
@@ -133,8 +184,27 @@ mod tests {
             (vec![link("l", "../../etc")], "outside"),
             (vec![dir("a"), link("a/l", "../../x")], "outside"),
             (vec![link("l", "/etc/passwd")], "outside"),
-            (vec![FileEntry { path: "h".into(), kind: EntryKind::Hardlink { to: "/etc/shadow".into() } }], "hard link"),
-            (vec![FileEntry { path: "f".into(), kind: EntryKind::File { size: 1, mode: 0, mtime_ns: 0, hash: "zz".into() } }], "hash"),
+            (
+                vec![FileEntry {
+                    path: "h".into(),
+                    kind: EntryKind::Hardlink {
+                        to: "/etc/shadow".into(),
+                    },
+                }],
+                "hard link",
+            ),
+            (
+                vec![FileEntry {
+                    path: "f".into(),
+                    kind: EntryKind::File {
+                        size: 1,
+                        mode: 0,
+                        mtime_ns: 0,
+                        hash: "zz".into(),
+                    },
+                }],
+                "hash",
+            ),
             (vec![file("a\\..\\..\\x")], "plain relative"),
         ] {
             let err = check(&m(entries)).unwrap_err().to_string();

@@ -34,20 +34,46 @@ pub fn unpack(
     } else {
         Box::new(input)
     };
-    let mut archive = tar::Archive::new(Budget { inner: input, left: budget.clone() });
-    let mut entries = archive.entries().map_err(|e| hostile_io("cannot read the stream", e))?;
+    let mut archive = tar::Archive::new(Budget {
+        inner: input,
+        left: budget.clone(),
+    });
+    let mut entries = archive
+        .entries()
+        .map_err(|e| hostile_io("cannot read the stream", e))?;
     let mut buf = vec![0u8; 256 * 1024];
     for exp in expected {
-        let EntryKind::File { size, mode, mtime_ns, hash } = &exp.kind else { continue };
+        let EntryKind::File {
+            size,
+            mode,
+            mtime_ns,
+            hash,
+        } = &exp.kind
+        else {
+            continue;
+        };
         budget.store(HEADER_BUDGET, Ordering::SeqCst);
         let mut entry = match entries.next() {
-            None => return Err(TransferError::Peer(format!("the stream ended before {} (a truncated transfer)", exp.path))),
-            Some(Err(e)) => return Err(hostile_io(&format!("a broken entry where {} was expected", exp.path), e)),
+            None => {
+                return Err(TransferError::Peer(format!(
+                    "the stream ended before {} (a truncated transfer)",
+                    exp.path
+                )));
+            }
+            Some(Err(e)) => {
+                return Err(hostile_io(
+                    &format!("a broken entry where {} was expected", exp.path),
+                    e,
+                ));
+            }
             Some(Ok(entry)) => entry,
         };
         let kind = entry.header().entry_type();
         if kind != tar::EntryType::Regular && kind != tar::EntryType::Continuous {
-            return Err(TransferError::Hostile(format!("{:?} entry where the file {} was expected", kind, exp.path)));
+            return Err(TransferError::Hostile(format!(
+                "{:?} entry where the file {} was expected",
+                kind, exp.path
+            )));
         }
         let path = entry.path_bytes();
         if path.as_ref() != exp.path.as_bytes() {
@@ -58,12 +84,17 @@ pub fn unpack(
             )));
         }
         if entry.size() != *size {
-            return Err(TransferError::Hostile(format!("{} is {} bytes in the stream but {size} in the manifest", exp.path, entry.size())));
+            return Err(TransferError::Hostile(format!(
+                "{} is {} bytes in the stream but {size} in the manifest",
+                exp.path,
+                entry.size()
+            )));
         }
         // The content and its padding, nothing more.
         budget.store(size + 1024, Ordering::SeqCst);
         let dest = staging.join(&exp.path);
-        let mut file = File::create(&dest).map_err(|e| TransferError::io(format!("cannot create {}", dest.display()), e))?;
+        let mut file = File::create(&dest)
+            .map_err(|e| TransferError::io(format!("cannot create {}", dest.display()), e))?;
         let mut hasher = blake3::Hasher::new();
         let mut got = 0u64;
         loop {
@@ -77,21 +108,30 @@ pub fn unpack(
                 }
             };
             hasher.update(&buf[..n]);
-            file.write_all(&buf[..n]).map_err(|e| TransferError::io(format!("cannot write {}", dest.display()), e))?;
+            file.write_all(&buf[..n])
+                .map_err(|e| TransferError::io(format!("cannot write {}", dest.display()), e))?;
             got += n as u64;
             on_bytes(n as u64);
         }
         if got != *size {
             drop(file);
             let _ = std::fs::remove_file(&dest);
-            return Err(TransferError::Peer(format!("the stream ended inside {} (a truncated transfer)", exp.path)));
+            return Err(TransferError::Peer(format!(
+                "the stream ended inside {} (a truncated transfer)",
+                exp.path
+            )));
         }
         if hasher.finalize().to_hex().as_str() != hash {
             drop(file);
             let _ = std::fs::remove_file(&dest);
-            return Err(TransferError::Hostile(format!("{} does not match its hash", exp.path)));
+            return Err(TransferError::Hostile(format!(
+                "{} does not match its hash",
+                exp.path
+            )));
         }
-        finish_file(&file, *mode, *mtime_ns).map_err(|e| TransferError::io(format!("cannot set the times of {}", dest.display()), e))?;
+        finish_file(&file, *mode, *mtime_ns).map_err(|e| {
+            TransferError::io(format!("cannot set the times of {}", dest.display()), e)
+        })?;
         on_file();
     }
     Ok(())
@@ -111,10 +151,16 @@ fn hostile_io(what: &str, e: io::Error) -> TransferError {
 
 fn stream_error(path: &str, e: io::Error) -> TransferError {
     match e.kind() {
-        io::ErrorKind::UnexpectedEof => TransferError::Peer(format!("the stream ended inside {path} (a truncated transfer)")),
-        io::ErrorKind::TimedOut => TransferError::Peer(format!("the peer stopped sending during {path}")),
+        io::ErrorKind::UnexpectedEof => TransferError::Peer(format!(
+            "the stream ended inside {path} (a truncated transfer)"
+        )),
+        io::ErrorKind::TimedOut => {
+            TransferError::Peer(format!("the peer stopped sending during {path}"))
+        }
         io::ErrorKind::Interrupted => TransferError::Cancelled,
-        _ if e.to_string().contains("budget") => TransferError::Hostile(format!("more data than announced around {path}")),
+        _ if e.to_string().contains("budget") => {
+            TransferError::Hostile(format!("more data than announced around {path}"))
+        }
         _ => TransferError::Peer(format!("the stream broke during {path}: {e}")),
     }
 }
@@ -129,7 +175,9 @@ impl<R: Read> Read for Budget<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.left.load(Ordering::SeqCst);
         if left == 0 {
-            return Err(io::Error::other("over budget: the stream holds more than the manifest announced"));
+            return Err(io::Error::other(
+                "over budget: the stream holds more than the manifest announced",
+            ));
         }
         let want = buf.len().min(left.min(usize::MAX as u64) as usize);
         let n = self.inner.read(&mut buf[..want])?;
