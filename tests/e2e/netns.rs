@@ -264,6 +264,21 @@ fn three_hosts_find_each_other_share_and_notice_a_host_cut_off_and_back() {
         );
     }
 
+    // host2 clones it across the bridge: the files arrive verified and the clone is registered.
+    std::fs::write(ws.join("data.bin"), vec![5u8; 3_000_000]).unwrap();
+    let target = lab._tmp.path().join("host2-clone");
+    let job = lab.json(
+        1,
+        &["clone", "host1/shared-ws", "--to", target.to_str().unwrap()],
+    );
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(
+        std::fs::read(target.join("data.bin")).unwrap(),
+        vec![5u8; 3_000_000]
+    );
+    let registered = lab.json(1, &["workspace", "list"]);
+    assert_eq!(registered[0]["path"], target.to_str().unwrap());
+
     // Cut host3 off: the others drop it (no goodbye can get through), and it drops them.
     lab.link(2, false);
     let t = Instant::now();

@@ -297,7 +297,9 @@ impl Node {
         cancelled: watch::Receiver<bool>,
     ) -> std::result::Result<Workspace, TransferError> {
         let staging = staging_for(&job.target);
+        let t = Instant::now();
         let previous = read_origin(&job.target);
+        tracing::debug!(elapsed = ?t.elapsed(), "clone: previous origin read");
         let http = aienv_sharing::peer_client();
         let mut attempts = 0;
         let manifest = loop {
@@ -465,7 +467,10 @@ fn put_in_place(
                 e,
             ));
         }
-        let _ = std::fs::remove_dir_all(&old);
+        // The old tree is no longer anyone's: remove it without keeping the user waiting.
+        std::thread::spawn(move || {
+            let _ = std::fs::remove_dir_all(&old);
+        });
     } else {
         std::fs::rename(staging, target).map_err(|e| {
             io(

@@ -11,6 +11,9 @@ use aienv_sharing::transfer::StreamRequest;
 use crate::error::{NodeError, Result};
 use crate::{Node, lock};
 
+/// How long a file list stays good for stream requests that name its revision.
+const REUSE_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Node {
     /// Indexes a shared workspace: every entry a clone recreates, with content hashes. Files
     /// unchanged since the last index are not read again. Blocking: it reads the disk.
@@ -32,7 +35,7 @@ impl Node {
             .entry(w.id.clone())
             .or_default()
             .clone();
-        index::index(&w.path, &w.id, &filter, &cache).map_err(|e| {
+        let m = index::index(&w.path, &w.id, &filter, &cache).map_err(|e| {
             NodeError::io(
                 format!(
                     "cannot index workspace {:?} at {}",
@@ -41,7 +44,12 @@ impl Node {
                 ),
                 e,
             )
-        })
+        })?;
+        lock(&self.inner.last_manifests).insert(
+            w.id.clone(),
+            (Arc::new(m.clone()), std::time::Instant::now()),
+        );
+        Ok(m)
     }
 }
 
@@ -53,8 +61,18 @@ impl Node {
         &self,
         ws: &str,
         req: &StreamRequest,
-    ) -> Result<(PathBuf, FileManifest, Vec<usize>)> {
-        let m = self.file_manifest(ws)?;
+    ) -> Result<(PathBuf, Arc<FileManifest>, Vec<usize>)> {
+        // The file list the requester just fetched is usually the last one made: reuse it
+        // rather than walk the tree again. Files written since are caught when sent.
+        let w = self.workspace(ws)?;
+        let recent = lock(&self.inner.last_manifests)
+            .get(&w.id)
+            .filter(|(m, at)| m.revision == req.revision && at.elapsed() < REUSE_FOR)
+            .map(|(m, _)| m.clone());
+        let m = match recent {
+            Some(m) => m,
+            None => Arc::new(self.file_manifest(ws)?),
+        };
         if m.revision != req.revision {
             return Err(NodeError::Changed(format!(
                 "the share changed since revision {} (now {}); fetch its file list again",
@@ -75,6 +93,6 @@ impl Node {
                 m.entries[i].path
             )));
         }
-        Ok((self.workspace(ws)?.path, m, indices))
+        Ok((w.path, m, indices))
     }
 }

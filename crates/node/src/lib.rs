@@ -58,6 +58,10 @@ struct Inner {
     sizes: aienv_sharing::SizeCache,
     /// Content hashes of shared workspaces' files, by workspace id, so re-indexing is cheap.
     hash_caches: Mutex<std::collections::HashMap<String, Arc<aienv_sharing::HashCache>>>,
+    /// The last file list made of each shared workspace, and when: stream requests reuse it.
+    last_manifests: Mutex<
+        std::collections::HashMap<String, (Arc<aienv_sharing::FileManifest>, std::time::Instant)>,
+    >,
     /// Clone jobs by id (finished ones too), and the cancel handles of running ones.
     clones: Mutex<std::collections::HashMap<String, aienv_core::clone::CloneJob>>,
     running_clones: Mutex<std::collections::HashMap<String, clones::Running>>,
@@ -108,6 +112,7 @@ impl Node {
                 sizes: aienv_sharing::SizeCache::default(),
                 hash_caches: Mutex::new(Default::default()),
                 clones: Mutex::new(Default::default()),
+                last_manifests: Mutex::new(Default::default()),
                 running_clones: Mutex::new(Default::default()),
                 discovery: Mutex::new(None),
                 data_dir,

@@ -27,7 +27,9 @@ pub async fn stream(
     Body(req): Body<StreamRequest>,
 ) -> Result<Response, ApiError> {
     let zstd = req.zstd;
+    let t = std::time::Instant::now();
     let (root, manifest, indices) = blocking(move || node.stream_plan(&ws, &req)).await?;
+    tracing::debug!(elapsed = ?t.elapsed(), files = indices.len(), "stream: planned");
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
     tokio::task::spawn_blocking(move || {
         let mut out = ChunkWriter {
@@ -35,6 +37,7 @@ pub async fn stream(
             buf: Vec::with_capacity(CHUNK),
         };
         let result = pack(&root, &manifest, &indices, &mut out, zstd).and_then(|()| out.flush());
+        tracing::debug!(elapsed = ?t.elapsed(), "stream: packed");
         if let Err(e) = result {
             // Ends the HTTP body with an error: the receiver sees a cut stream, not a clean end.
             tracing::warn!("sending {}: {e}", root.display());

@@ -63,8 +63,10 @@ pub async fn receive(
     counters: Arc<Counters>,
     cancel: watch::Receiver<bool>,
 ) -> Result<FileManifest, TransferError> {
+    let t = Instant::now();
     let (manifest, rate) = fetch_manifest(http, spec).await?;
     plan::check(&manifest)?;
+    tracing::debug!(elapsed = ?t.elapsed(), entries = manifest.entries.len(), "clone: file list fetched and checked");
     let zstd = match spec.compress {
         Compress::On => true,
         Compress::Off => false,
@@ -89,9 +91,11 @@ pub async fn receive(
         .expect("prepare task")?
     };
 
+    tracing::debug!(elapsed = ?t.elapsed(), to_fetch = plan.len(), "clone: reuse decided");
     if !plan.is_empty() {
         stream(http, spec, &manifest, &plan, zstd, counters.clone(), cancel).await?;
     }
+    tracing::debug!(elapsed = ?t.elapsed(), "clone: streamed");
     let m = manifest.clone();
     let staging = spec.staging.to_path_buf();
     tokio::task::spawn_blocking(move || link_and_finish(&m, &staging))
@@ -162,6 +166,8 @@ fn prepare(
     let io = |what: &str, p: &Path, e: io::Error| {
         TransferError::io(format!("cannot {what} {}", p.display()), e)
     };
+    // Only a staging folder left by an interrupted attempt can hold files to resume.
+    let resuming = staging.exists();
     std::fs::create_dir_all(staging).map_err(|e| io("create", staging, e))?;
     let prev: HashMap<&str, &EntryKind> = previous
         .map(|(_, pm)| {
@@ -186,12 +192,22 @@ fn prepare(
             } => {
                 counters.bytes_total.fetch_add(*size, Ordering::Relaxed);
                 counters.files_total.fetch_add(1, Ordering::Relaxed);
-                let reused = resumed(&dest, *size, hash)
-                    || previous.is_some_and(|(root, _)| {
-                        reuse_previous(root, &e.path, &dest, *size, hash, prev.get(e.path.as_str()))
+                let previously = prev.get(e.path.as_str());
+                let linked = (resuming && resumed(&dest, *size, hash))
+                    .then_some(false)
+                    .or_else(|| {
+                        previous
+                            .is_some_and(|(root, _)| {
+                                reuse_previous(root, &e.path, &dest, *size, hash, previously)
+                            })
+                            .then_some(true)
                     });
-                if reused {
-                    if let Ok(f) = std::fs::File::options().write(true).open(&dest) {
+                if let Some(linked) = linked {
+                    // A linked file already has the previous clone's mode and time; set them when
+                    // the share's differ (a `touch`, a `chmod`) or the file was resumed.
+                    if (!linked || !same_mode_and_time(previously, *mode, *mtime_ns))
+                        && let Ok(f) = std::fs::File::options().write(true).open(&dest)
+                    {
                         let _ = finish_file(&f, *mode, *mtime_ns);
                     }
                     counters.bytes_done.fetch_add(*size, Ordering::Relaxed);
@@ -218,6 +234,10 @@ fn resumed(dest: &Path, size: u64, hash: &str) -> bool {
         }
         Err(_) => false,
     }
+}
+
+fn same_mode_and_time(prev: Option<&&EntryKind>, mode: u32, mtime_ns: i64) -> bool {
+    matches!(prev.copied(), Some(EntryKind::File { mode: m, mtime_ns: t, .. }) if *m == mode && *t == mtime_ns)
 }
 
 /// Hard-links (or copies) the previous clone's copy of a file whose content did not change.

@@ -35,14 +35,28 @@ fn write_tar<W: Write>(
     let mut b = tar::Builder::new(out);
     for &i in indices {
         let e = &manifest.entries[i];
-        let EntryKind::File { size, mode, .. } = e.kind else {
+        let EntryKind::File {
+            size,
+            mode,
+            mtime_ns,
+            ..
+        } = e.kind
+        else {
             return Err(io::Error::other(format!(
                 "entry {i} ({}) is not a file",
                 e.path
             )));
         };
         let f = File::open(root.join(&e.path))?;
-        if f.metadata()?.len() != size {
+        // Sent only as indexed: a file written since then would not match its hash. Ending the
+        // stream here makes the receiver ask again with the new file list.
+        let meta = f.metadata()?;
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i64);
+        if meta.len() != size || modified != mtime_ns {
             return Err(io::Error::other(format!(
                 "{} changed since it was indexed",
                 e.path
