@@ -363,3 +363,89 @@ fn a_full_disk_is_a_clear_error_and_nothing_is_registered() {
         "nothing registered"
     );
 }
+
+#[test]
+fn a_receiver_killed_mid_clone_says_so_after_a_restart_and_resumes() {
+    let mut p = pair();
+    std::fs::create_dir_all(p.ws.join("shards")).unwrap();
+    for i in 0..8 {
+        big_file(&p.ws.join(format!("shards/{i}.bin")), 80);
+    }
+    let target = p._tmp.path().join("clone");
+    let job = clone_json(
+        &p.dst,
+        &[
+            "clone",
+            "src/proj",
+            "--to",
+            target.to_str().unwrap(),
+            "--detach",
+        ],
+    );
+    let id = job["id"].as_str().unwrap().to_string();
+    let seen = wait_for("some shards arrived", Duration::from_secs(60), || {
+        let all = p.dst.json(&["clones"]);
+        let j = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["id"] == id.as_str())
+            .cloned()
+            .unwrap();
+        (j["progress"]["files_done"].as_u64().unwrap_or(0) >= 3 || j["state"] != "running")
+            .then_some(j)
+    });
+    if seen["state"] != "running" {
+        eprintln!(
+            "the clone ended before the receiver could be killed; nothing to test on this machine"
+        );
+        return;
+    }
+    let group = p.src.json(&["discovery", "status"])["status"]["group"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.dst.restart(&["--discovery-group", &group]).unwrap();
+    let jobs = p.dst.json(&["clones"]);
+    let job = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(job["state"], "interrupted", "{job}");
+    assert!(job["error"].as_str().unwrap().contains("resume"), "{job}");
+    assert!(
+        p.dst
+            .json(&["workspace", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "nothing half-registered after the crash"
+    );
+    assert!(!target.exists(), "the target appears only when complete");
+
+    wait_for("dst sees src again", SOON, || {
+        p.dst
+            .json(&["catalog"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["workspace"] == "proj")
+            .then_some(())
+    });
+    let again = clone_json(
+        &p.dst,
+        &["clone", "src/proj", "--to", target.to_str().unwrap()],
+    );
+    assert_eq!(again["state"], "done", "{again}");
+    let total = again["progress"]["bytes_total"].as_u64().unwrap();
+    let sent = again["progress"]["bytes_sent"].as_u64().unwrap();
+    eprintln!("after the receiver's restart the clone sent {sent} of {total} bytes");
+    assert!(sent < total, "the files written before the crash were kept");
+    assert_eq!(
+        p.dst.json(&["workspace", "list"]).as_array().unwrap().len(),
+        1
+    );
+}

@@ -36,6 +36,7 @@ pub struct TestNode {
     pub child: Child,
     pub url: String,
     pub data_dir: PathBuf,
+    pub name: String,
     /// Keeps the temp dir alive for the node's lifetime.
     _tmp: Option<tempfile::TempDir>,
     stderr_log: PathBuf,
@@ -68,6 +69,7 @@ impl TestNode {
             child,
             url: String::new(),
             data_dir: data_dir.to_path_buf(),
+            name: name.to_string(),
             _tmp: None,
             stderr_log,
         };
@@ -140,6 +142,16 @@ impl TestNode {
             .as_str()
             .unwrap_or_default()
             .to_string()
+    }
+
+    /// Starts the node again on the same data dir (after a crash or a stop), keeping its files.
+    pub fn restart(&mut self, extra: &[&str]) -> anyhow::Result<()> {
+        self.crash();
+        let tmp = self._tmp.take();
+        let mut fresh = TestNode::start_in(&self.data_dir, &self.name, extra)?;
+        fresh._tmp = tmp;
+        *self = fresh;
+        Ok(())
     }
 
     /// Sends SIGKILL (a crash: no goodbye) and waits for it to die.
