@@ -41,7 +41,7 @@ fn pair() -> Pair {
     std::fs::write(ws.join(".env"), "HF_TOKEN=secret\n").unwrap();
     // The catalog lists environments: a workspace with one shows up there.
     ok(&src, &["env", "add", "proj", "train", "--kind", "process"]);
-    ok(&src, &["workspace", "edit", "proj", "--share", "true"]);
+    ok(&src, &["share", "proj"]);
     wait_for("dst sees the share", SOON, || {
         dst.json(&["catalog"])
             .as_array()

@@ -64,6 +64,15 @@ enum Command {
     /// Discovery diagnostics: interfaces, packets, drops by reason, static peers.
     #[command(subcommand)]
     Discovery(commands::peers::DiscoveryCmd),
+    /// Share a workspace with the peers of the LAN (secrets and caches stay home).
+    Share {
+        workspace: String,
+        /// Who may clone it.
+        #[arg(long, value_parser = ["open", "token", "approve"])]
+        access: Option<String>,
+    },
+    /// Stop sharing a workspace.
+    Unshare { workspace: String },
     /// Copy a peer's shared workspace here, verified, and register it.
     Clone(commands::clone::CloneArgs),
     /// Bring a cloned workspace up to date with its source (only changes move).
@@ -97,6 +106,12 @@ fn main() -> ExitCode {
                     }
                     Command::Catalog => commands::peers::catalog(&client).await,
                     Command::Discovery(cmd) => cmd.run(&client).await,
+                    Command::Share { workspace, access } => {
+                        commands::workspace::share(&client, &workspace, true, access).await
+                    }
+                    Command::Unshare { workspace } => {
+                        commands::workspace::share(&client, &workspace, false, None).await
+                    }
                     Command::Clone(args) => commands::clone::clone(&client, args).await,
                     Command::Pull(args) => commands::clone::pull(&client, args).await,
                     Command::Clones(args) => commands::clone::clones(&client, args).await,

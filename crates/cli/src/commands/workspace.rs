@@ -221,3 +221,33 @@ fn print_workspace(ws: &Workspace) {
         );
     }
 }
+
+/// `aienv share` / `aienv unshare`: the `[sharing]` switch of a workspace's manifest.
+pub async fn share(
+    c: &Client,
+    workspace: &str,
+    on: bool,
+    access: Option<String>,
+) -> anyhow::Result<()> {
+    let current: Workspace = c.get(&format!("/workspaces/{}", seg(workspace))).await?;
+    let mut s = current.manifest.map(|m| m.sharing).unwrap_or_default();
+    s.enabled = on;
+    if let Some(a) = access {
+        s.access = serde_json::from_value::<Access>(json!(a))?;
+    }
+    let ws: Workspace = c
+        .send(
+            Method::PATCH,
+            &format!("/workspaces/{}", seg(workspace)),
+            Some(&json!({ "sharing": s })),
+        )
+        .await?;
+    c.print(&ws, |ws| {
+        if on {
+            println!("sharing {:?} with the LAN; secrets and caches stay home (see [sharing] in its aienv.toml)", ws.name)
+        } else {
+            println!("{:?} is no longer shared", ws.name)
+        }
+    });
+    Ok(())
+}
