@@ -48,7 +48,8 @@ def main():
             data = os.path.join(tmp, f"data{i}")
             p = subprocess.Popen(["ip", "netns", "exec", n, a.bin, "serve", "--data-dir", data, "--listen", f"10.78.0.{i+1}:0",
                                   "--discovery-interface", f"10.78.0.{i+1}", "--name", f"host{i}"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "AIENV_LOG": "warn"})
+                                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, f"node{i}.log"), "w"),
+                                 env={**os.environ, "AIENV_LOG": "warn"})
             procs.append(p)
             for _ in range(500):
                 try:
@@ -56,6 +57,8 @@ def main():
                     if rec["pid"] == p.pid: urls.append(rec["url"]); break
                 except (OSError, ValueError): pass
                 time.sleep(0.02)
+            else:
+                sys.exit(f"node {i} did not start: " + open(os.path.join(tmp, f"node{i}.log")).read())
         def cli(i, *args):
             out = sh("ip", "netns", "exec", ns[i], a.bin, "--node", urls[i], "--json", *args, check=False)
             if out.returncode != 0: sys.exit(f"aienv {args}: {out.stderr}")
@@ -68,7 +71,7 @@ def main():
             # the source indexes when it shares
             sh("ip", "netns", "exec", ns[0], "curl", "-s", "-o", "/dev/null", f"{urls[0]}/api/v1/shares/{name}/files")
         rows = []
-        for name, compress in [("weights", "off"), ("venv", "on"), ("venv", "off"), ("venv", "auto")]:
+        for name, compress in [("weights", "off"), ("weights", "auto"), ("venv", "off"), ("venv", "on"), ("venv", "auto")]:
             target = os.path.join(tmp, f"clone-{name}-{compress}")
             t = time.perf_counter()
             job = cli(1, "clone", f"host0/{name}", "--to", target, "--compress", compress)

@@ -25,24 +25,36 @@ pub struct Interface {
 /// Resolves the configured interfaces (names or IPv4 addresses). An empty list means every up
 /// IPv4 interface with a private or link-local address.
 pub fn choose_interfaces(wanted: &[String]) -> Result<Vec<Interface>, DiscoveryError> {
-    let all: Vec<Interface> = if_addrs::get_if_addrs()
+    // (interface, whether it is up). An interface named explicitly is used even while it is down
+    // (a cable unplugged, a veth whose peer is not up yet): sending then fails and is counted,
+    // and it works again once the link comes back.
+    let all: Vec<(Interface, bool)> = if_addrs::get_if_addrs()
         .map_err(|e| DiscoveryError::Interfaces(e.to_string()))?
         .into_iter()
-        .filter(|i| i.is_oper_up() || i.is_loopback())
-        .filter_map(|i| match i.addr {
-            if_addrs::IfAddr::V4(v4) => Some(Interface {
-                name: i.name,
-                addr: v4.ip,
-            }),
-            if_addrs::IfAddr::V6(_) => None,
+        .filter_map(|i| {
+            let up = i.is_oper_up() || i.is_loopback();
+            match i.addr {
+                if_addrs::IfAddr::V4(v4) => Some((
+                    Interface {
+                        name: i.name,
+                        addr: v4.ip,
+                    },
+                    up,
+                )),
+                if_addrs::IfAddr::V6(_) => None,
+            }
         })
         .collect();
     if wanted.is_empty() {
         return Ok(all
             .into_iter()
-            .filter(|i| !i.addr.is_loopback() && (i.addr.is_private() || i.addr.is_link_local()))
+            .filter(|(i, up)| {
+                *up && !i.addr.is_loopback() && (i.addr.is_private() || i.addr.is_link_local())
+            })
+            .map(|(i, _)| i)
             .collect());
     }
+    let all: Vec<Interface> = all.into_iter().map(|(i, _)| i).collect();
     let mut chosen = Vec::new();
     for w in wanted {
         let matches: Vec<_> = match w.parse::<Ipv4Addr>() {
