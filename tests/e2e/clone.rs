@@ -79,6 +79,44 @@ fn big_file(path: &Path, mb: usize) {
     }
 }
 
+/// Shares eight shards of 80 MiB and starts a detached clone of them; returns the job id and
+/// target once at least three files arrived whole, or `None` if the clone ended before that
+/// (a machine fast enough to leave nothing to interrupt).
+fn sharded_clone_under_way(p: &Pair) -> Option<(String, PathBuf)> {
+    std::fs::create_dir_all(p.ws.join("shards")).unwrap();
+    for i in 0..8 {
+        big_file(&p.ws.join(format!("shards/{i}.bin")), 80);
+    }
+    let target = p._tmp.path().join("clone");
+    let job = clone_json(
+        &p.dst,
+        &[
+            "clone",
+            "src/proj",
+            "--to",
+            target.to_str().unwrap(),
+            "--detach",
+        ],
+    );
+    let id = job["id"].as_str().unwrap().to_string();
+    let seen = wait_for("some shards arrived", Duration::from_secs(60), || {
+        let j = job_of(&p.dst, &id);
+        (j["progress"]["files_done"].as_u64().unwrap_or(0) >= 3 || j["state"] != "running")
+            .then_some(j)
+    });
+    (seen["state"] == "running").then_some((id, target))
+}
+
+fn job_of(n: &TestNode, id: &str) -> Value {
+    n.json(&["clones"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == id)
+        .cloned()
+        .expect("the job is listed")
+}
+
 #[test]
 fn a_clone_arrives_verified_and_a_pull_moves_only_changes() {
     let p = pair();
@@ -153,35 +191,12 @@ fn a_clone_into_an_existing_folder_or_from_an_unknown_peer_is_refused() {
 #[test]
 fn a_clone_survives_a_killed_source_and_resumes_where_it_stopped() {
     let mut p = pair();
-    // Eight shards of 80 MiB: the kill comes after some shards arrived whole.
-    std::fs::create_dir_all(p.ws.join("shards")).unwrap();
-    for i in 0..8 {
-        big_file(&p.ws.join(format!("shards/{i}.bin")), 80);
-    }
-    let target = p._tmp.path().join("clone");
-    let job = clone_json(
-        &p.dst,
-        &[
-            "clone",
-            "src/proj",
-            "--to",
-            target.to_str().unwrap(),
-            "--detach",
-        ],
-    );
-    let id = job["id"].as_str().unwrap().to_string();
-    wait_for("some shards arrived", Duration::from_secs(60), || {
-        let j = p.dst.json(&["clones"]);
-        let j = j
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|j| j["id"] == id.as_str())
-            .cloned()
-            .unwrap();
-        (j["progress"]["files_done"].as_u64().unwrap_or(0) >= 3 || j["state"] != "running")
-            .then_some(())
-    });
+    let Some((id, target)) = sharded_clone_under_way(&p) else {
+        eprintln!(
+            "the transfer finished before the source could be killed; nothing to resume on this machine"
+        );
+        return;
+    };
     p.src.crash();
     let failed = wait_for("the clone fails", SOON, || {
         let all = p.dst.json(&["clones"]);
@@ -367,40 +382,12 @@ fn a_full_disk_is_a_clear_error_and_nothing_is_registered() {
 #[test]
 fn a_receiver_killed_mid_clone_says_so_after_a_restart_and_resumes() {
     let mut p = pair();
-    std::fs::create_dir_all(p.ws.join("shards")).unwrap();
-    for i in 0..8 {
-        big_file(&p.ws.join(format!("shards/{i}.bin")), 80);
-    }
-    let target = p._tmp.path().join("clone");
-    let job = clone_json(
-        &p.dst,
-        &[
-            "clone",
-            "src/proj",
-            "--to",
-            target.to_str().unwrap(),
-            "--detach",
-        ],
-    );
-    let id = job["id"].as_str().unwrap().to_string();
-    let seen = wait_for("some shards arrived", Duration::from_secs(60), || {
-        let all = p.dst.json(&["clones"]);
-        let j = all
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|j| j["id"] == id.as_str())
-            .cloned()
-            .unwrap();
-        (j["progress"]["files_done"].as_u64().unwrap_or(0) >= 3 || j["state"] != "running")
-            .then_some(j)
-    });
-    if seen["state"] != "running" {
+    let Some((id, target)) = sharded_clone_under_way(&p) else {
         eprintln!(
             "the clone ended before the receiver could be killed; nothing to test on this machine"
         );
         return;
-    }
+    };
     let group = p.src.json(&["discovery", "status"])["status"]["group"]
         .as_str()
         .unwrap()
