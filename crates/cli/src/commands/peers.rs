@@ -89,7 +89,7 @@ pub async fn catalog(c: &Client) -> anyhow::Result<()> {
     let entries: Vec<Value> = c.get("/catalog").await?;
     c.print(&entries, |entries| {
         if entries.is_empty() {
-            println!("the catalog is empty: nothing is shared here or by any peer (`aienv workspace edit WS --share true` shares one)");
+            println!("the catalog is empty: nothing is shared here or by any peer (`aienv share WORKSPACE` shares one)");
             return;
         }
         let rows: Vec<Vec<String>> = entries
