@@ -65,12 +65,16 @@ struct Inner {
     /// Clone jobs by id (finished ones too), and the cancel handles of running ones.
     clones: Mutex<std::collections::HashMap<String, aienv_core::clone::CloneJob>>,
     running_clones: Mutex<std::collections::HashMap<String, clones::Running>>,
+    /// Peers added by address (`peers.json`).
+    added_peers: Mutex<std::collections::BTreeSet<String>>,
     /// Discovery and the API port it announces, once online.
     discovery: Mutex<Option<(aienv_discovery::Discovery, u16)>>,
     data_dir: datadir::DataDir,
     events: broadcast::Sender<Event>,
     /// Registered workspaces by id. Readers take the read lock briefly and clone what they need.
     workspaces: RwLock<BTreeMap<String, Workspace>>,
+    /// When each registered workspace was registered (seconds since the epoch), for the registry.
+    added: Mutex<std::collections::HashMap<String, u64>>,
     /// Bumped on every change of `workspaces`, under its write lock, so that a reader holding the
     /// read lock sees a revision that matches the data (front ends cache by it).
     revision: AtomicU64,
@@ -115,10 +119,12 @@ impl Node {
                 last_manifests: Mutex::new(Default::default()),
                 running_clones: Mutex::new(Default::default()),
                 discovery: Mutex::new(None),
+                added_peers: Mutex::new(online::load_added_peers(data_dir.path())),
                 data_dir,
                 events,
                 workspaces: RwLock::new(BTreeMap::new()),
                 revision: AtomicU64::new(0),
+                added: Mutex::new(Default::default()),
                 writes: Mutex::new(()),
                 watcher: Mutex::new(None),
                 started,

@@ -37,6 +37,16 @@ pub struct DiscoveryReport {
     pub catalogs: Vec<RemoteStatus>,
 }
 
+/// The peers added with `aienv peers add`, as kept in `DATA_DIR/peers.json`. Read once at start;
+/// the probe loop asks every second, so it reads memory, not the disk.
+pub(crate) fn load_added_peers(data_dir: &std::path::Path) -> BTreeSet<String> {
+    std::fs::read(data_dir.join(PEERS_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<PeersFile>(&b).ok())
+        .map(|f| f.static_peers)
+        .unwrap_or_default()
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct PeersFile {
     #[serde(rename = "static")]
@@ -104,7 +114,7 @@ impl Node {
     /// Every static peer address: added ones and configured ones.
     pub fn static_peers(&self) -> Vec<String> {
         let mut all: BTreeSet<String> = self.inner.config.static_peers.iter().cloned().collect();
-        all.extend(self.read_peers_file().static_peers);
+        all.extend(lock(&self.inner.added_peers).iter().cloned());
         all.into_iter().collect()
     }
 
@@ -112,23 +122,21 @@ impl Node {
     pub fn add_static_peer(&self, address: &str) -> Result<String> {
         let address = normalise_address(address)?;
         let _w = self.write_guard();
-        let mut file = self.read_peers_file();
-        if !file.static_peers.insert(address.clone())
-            || self.inner.config.static_peers.contains(&address)
-        {
+        let mut peers = lock(&self.inner.added_peers).clone();
+        if !peers.insert(address.clone()) || self.inner.config.static_peers.contains(&address) {
             return Err(NodeError::Exists(format!(
                 "{address} is already a static peer"
             )));
         }
-        self.write_peers_file(&file)?;
+        self.save_added_peers(peers)?;
         Ok(address)
     }
 
     pub fn remove_static_peer(&self, address: &str) -> Result<String> {
         let address = normalise_address(address)?;
         let _w = self.write_guard();
-        let mut file = self.read_peers_file();
-        if !file.static_peers.remove(&address) {
+        let mut peers = lock(&self.inner.added_peers).clone();
+        if !peers.remove(&address) {
             let why = if self.inner.config.static_peers.contains(&address) {
                 "it comes from static_peers in config.toml; remove it there"
             } else {
@@ -138,22 +146,22 @@ impl Node {
                 "{address} is not a static peer added here ({why})"
             )));
         }
-        self.write_peers_file(&file)?;
+        self.save_added_peers(peers)?;
         Ok(address)
     }
 
-    fn read_peers_file(&self) -> PeersFile {
-        std::fs::read(self.inner.data_dir.path().join(PEERS_FILE))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
-    }
-
-    fn write_peers_file(&self, file: &PeersFile) -> Result<()> {
+    /// Writes the added peers to `peers.json`, then puts them in effect (not before: a failed
+    /// write changes nothing).
+    fn save_added_peers(&self, peers: BTreeSet<String>) -> Result<()> {
         let path = self.inner.data_dir.path().join(PEERS_FILE);
-        let bytes = serde_json::to_vec_pretty(file).expect("peers file serialises");
+        let file = PeersFile {
+            static_peers: peers,
+        };
+        let bytes = serde_json::to_vec_pretty(&file).expect("peers file serialises");
         aienv_core::fsutil::atomic_write(&path, &bytes)
-            .map_err(|e| NodeError::io(format!("cannot write {}", path.display()), e))
+            .map_err(|e| NodeError::io(format!("cannot write {}", path.display()), e))?;
+        *lock(&self.inner.added_peers) = file.static_peers;
+        Ok(())
     }
 
     pub(crate) async fn go_offline(&self) {

@@ -243,6 +243,7 @@ impl Node {
     /// Reads every registered workspace at start-up. A missing folder or a bad manifest does not
     /// stop the node: the workspace is listed with its problem, so the user can see and fix it.
     pub(crate) fn load_workspaces(&self, entries: Vec<RegistryEntry>) {
+        lock(&self.inner.added).extend(entries.iter().map(|e| (e.id.clone(), e.added)));
         let mut all = self.mutate();
         for entry in entries {
             let (manifest, problem) = match manifest::load(&entry.path) {
@@ -288,20 +289,18 @@ impl Node {
     }
 
     fn save_registry(&self) -> Result<()> {
-        let old = aienv_core::registry::load(self.inner.data_dir.path())
-            .map(|l| l.entries)
-            .unwrap_or_default();
+        // Registration times live in memory (from the registry at start, then as workspaces
+        // are added): saving never reads the file it is about to replace.
+        let mut added = lock(&self.inner.added);
         let entries: Vec<RegistryEntry> = read(&self.inner.workspaces)
             .values()
             .map(|w| {
-                // Keep the original registration time of workspaces that were there before.
                 let mut e = RegistryEntry::new(w.id.clone(), w.path.clone());
-                if let Some(prev) = old.iter().find(|o| o.id == w.id) {
-                    e.added = prev.added;
-                }
+                e.added = *added.entry(w.id.clone()).or_insert(e.added);
                 e
             })
             .collect();
+        drop(added);
         Ok(registry::save(self.inner.data_dir.path(), &entries)?)
     }
 

@@ -67,18 +67,21 @@ fn end() -> Vec<u8> {
     vec![0u8; 1024]
 }
 
+/// A router that serves `m` as the file list of workspace "w".
+fn serving_list(m: FileManifest) -> Router {
+    Router::new().route(
+        "/api/v1/shares/w/files",
+        get(move || async move { axum::Json(m) }),
+    )
+}
+
 /// Serves `m` as the file list and `stream` as the tar stream; returns the base URL.
 async fn hostile(m: FileManifest, stream: Vec<u8>) -> String {
     let stream = Arc::new(stream);
-    let app = Router::new()
-        .route(
-            "/api/v1/shares/w/files",
-            get(move || async move { axum::Json(m) }),
-        )
-        .route(
-            "/api/v1/shares/w/stream",
-            post(move || async move { stream.as_ref().clone() }),
-        );
+    let app = serving_list(m).route(
+        "/api/v1/shares/w/stream",
+        post(move || async move { stream.as_ref().clone() }),
+    );
     serve(app).await
 }
 
@@ -266,21 +269,16 @@ async fn a_zstd_bomb_is_cut_off_by_the_read_budget() {
 #[tokio::test]
 async fn a_stalled_peer_is_given_up_on() {
     let m = manifest(vec![file("a.txt", b"hello")]);
-    let app = Router::new()
-        .route(
-            "/api/v1/shares/w/files",
-            get(move || async move { axum::Json(m) }),
-        )
-        .route(
-            "/api/v1/shares/w/stream",
-            post(|| async {
-                // Headers, then silence.
-                let stream =
-                    futures_util::stream::once(async { Ok::<_, std::io::Error>(vec![0u8; 0]) })
-                        .chain(futures_util::stream::pending());
-                Body::from_stream(stream).into_response()
-            }),
-        );
+    let app = serving_list(m).route(
+        "/api/v1/shares/w/stream",
+        post(|| async {
+            // Headers, then silence.
+            let stream =
+                futures_util::stream::once(async { Ok::<_, std::io::Error>(vec![0u8; 0]) })
+                    .chain(futures_util::stream::pending());
+            Body::from_stream(stream).into_response()
+        }),
+    );
     let url = serve(app).await;
     let dir = tempfile::tempdir().unwrap();
     let err = clone(&url, dir.path(), false, Duration::from_millis(500))
@@ -293,15 +291,10 @@ async fn a_stalled_peer_is_given_up_on() {
 #[tokio::test]
 async fn a_share_that_changed_asks_for_a_new_list() {
     let m = manifest(vec![file("a.txt", b"hello")]);
-    let app = Router::new()
-        .route(
-            "/api/v1/shares/w/files",
-            get(move || async move { axum::Json(m) }),
-        )
-        .route(
-            "/api/v1/shares/w/stream",
-            post(|| async { (StatusCode::CONFLICT, "changed") }),
-        );
+    let app = serving_list(m).route(
+        "/api/v1/shares/w/stream",
+        post(|| async { (StatusCode::CONFLICT, "changed") }),
+    );
     let url = serve(app).await;
     let dir = tempfile::tempdir().unwrap();
     assert!(matches!(
