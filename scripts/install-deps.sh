@@ -1,42 +1,86 @@
 #!/usr/bin/env bash
-# Installs the system packages that building and testing aienv need, on Debian/Ubuntu.
+# Installs the system packages that building and testing aienv need, on Debian/Ubuntu, and makes
+# sure `uv` (the Python package manager the Python environments use) is on PATH.
 # Elsewhere it prints what to install. Idempotent: packages already present are skipped.
 #
-#   scripts/install-deps.sh            engine + tests + desktop build (WebKitGTK)
+#   scripts/install-deps.sh            engine + tests + desktop build (WebKitGTK) + runtime tests
 set -euo pipefail
 
 # Engine: a C toolchain for crates that build C. Desktop (Tauri v2 on Linux): WebKitGTK 4.1 and
 # friends. Benchmarks: wrk (load) is optional and installed by bench/foundation.sh itself.
 # The multi-host test builds network namespaces with iproute2.
+# Runtime tests (environments as containers and VMs): Docker's engine (daemon started by
+# scripts/start-docker.sh), QEMU with qemu-img, a Debian kernel with its modules (/boot/vmlinuz-*,
+# e1000.ko) and a static busybox for the test image and the test VM's initramfs (cpio, gzip).
 PKGS=(build-essential pkg-config libssl-dev iproute2
-      libwebkit2gtk-4.1-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev)
+      libwebkit2gtk-4.1-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev
+      docker.io qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio gzip curl)
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "install-deps: cargo is missing; install Rust from https://rustup.rs (stable, 1.89 or newer)" >&2
   exit 1
 fi
 
+# uv: present, or installed from PyPI with the Python that is on PATH.
+ensure_uv() {
+  if ! command -v uv >/dev/null 2>&1; then
+    if ! command -v python3 >/dev/null 2>&1; then
+      echo "install-deps: uv is missing and so is python3; install Python 3 (with pip), or uv from https://docs.astral.sh/uv/" >&2
+      return 1
+    fi
+    echo "install-deps: installing uv from PyPI (python3 -m pip install uv)"
+    if ! PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check uv; then
+      echo "install-deps: 'python3 -m pip install uv' failed; install uv by hand (https://docs.astral.sh/uv/)" >&2
+      return 1
+    fi
+    # pyenv puts new console scripts on PATH only through its shims.
+    if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+    hash -r
+  fi
+  if ! command -v uv >/dev/null 2>&1; then
+    local bin
+    bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)"
+    echo "install-deps: uv is installed but not on PATH; add ${bin:-the Python scripts directory} to PATH" >&2
+    return 1
+  fi
+  echo "install-deps: uv at $(command -v uv) ($(uv --version 2>/dev/null || echo 'version unknown'))"
+}
+
 if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-query >/dev/null 2>&1; then
   echo "install-deps: not a Debian-like system; install the equivalents of: ${PKGS[*]}" >&2
   echo "  (macOS needs only Xcode's command line tools; Windows needs WebView2, present on Windows 11)" >&2
+  ensure_uv || true
   exit 0
 fi
 
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
-fi
+find_missing() {
+  missing=()
+  for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+}
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
-    echo "install-deps: run as root, or install: ${missing[*]}" >&2; exit 1
+# Two passes: installing one package can remove another that conflicts with it (on these machines
+# Debian's qemu-system-x86 removed a newer qemu-utils from backports); the second pass puts back
+# the matching version.
+for pass in 1 2; do
+  find_missing
+  if [ ${#missing[@]} -eq 0 ]; then break; fi
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+      echo "install-deps: run as root, or install: ${missing[*]}" >&2; exit 1
+    fi
   fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if [ "$pass" -eq 1 ]; then $SUDO apt-get update -qq; fi
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+done
+find_missing
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: still missing after apt-get install: ${missing[*]}; install them by hand" >&2
+  exit 1
 fi
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+ensure_uv

@@ -2,6 +2,7 @@
 //! body extractor that reports malformed requests in that shape.
 
 use aienv_node::NodeError;
+use aienv_node::RunError;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
@@ -55,6 +56,16 @@ impl From<NodeError> for ApiError {
             }
             NodeError::InvalidManifest(_) => StatusCode::UNPROCESSABLE_ENTITY,
             NodeError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            NodeError::Run(r) => match r {
+                RunError::NotFit(_) | RunError::PortTaken(_) => StatusCode::CONFLICT,
+                RunError::Image(_) | RunError::Disk(_) | RunError::Setup(_) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                RunError::Engine(_) => StatusCode::SERVICE_UNAVAILABLE,
+                RunError::Start(_) | RunError::NotReady(_) | RunError::Io { .. } => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            },
             NodeError::DataDir(_)
             | NodeError::Registry(_)
             | NodeError::Discovery(_)

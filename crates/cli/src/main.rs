@@ -81,6 +81,16 @@ enum Command {
     Clones(commands::clone::ClonesArgs),
     /// Follow the node's events (one JSON object a line) until interrupted.
     Events,
+    /// Start an environment here: check it fits, set it up, wait for its tools, print links.
+    Run(commands::run::RunArgs),
+    /// List runs, newest first.
+    Runs,
+    /// Print a run's log (`-f` follows it until the run ends).
+    Logs(commands::run::LogsArgs),
+    /// Stop a run and everything it started.
+    Stop { run: String },
+    /// What this machine has: CPUs, memory, disk, GPUs, container engine, hypervisor.
+    Resources,
 }
 
 fn main() -> ExitCode {
@@ -116,6 +126,11 @@ fn main() -> ExitCode {
                     Command::Pull(args) => commands::clone::pull(&client, args).await,
                     Command::Clones(args) => commands::clone::clones(&client, args).await,
                     Command::Events => commands::events::follow(&client).await,
+                    Command::Run(args) => commands::run::run(&client, args).await,
+                    Command::Runs => commands::run::runs(&client).await,
+                    Command::Logs(args) => commands::run::logs(&client, args).await,
+                    Command::Stop { run } => commands::run::stop(&client, &run).await,
+                    Command::Resources => commands::run::resources(&client).await,
                     Command::Serve(_) => unreachable!("handled above"),
                 }
             }

@@ -7,6 +7,7 @@ use crate::clone::CloneJob;
 use crate::manifest::ManifestError;
 use crate::model::Workspace;
 use crate::peer::{LeftReason, Peer};
+use crate::run::{LogLines, Run};
 
 /// One event on the node's bus. Serialised with a `type` tag, e.g.
 /// `{"type": "workspace_changed", "workspace": {...}, "cause": "file"}`.
@@ -39,6 +40,10 @@ pub enum Event {
     CloneDone { job: CloneJob },
     /// A clone failed or was cancelled; `job.error` says why and what to do.
     CloneFailed { job: CloneJob },
+    /// A run started, changed state, or ended.
+    RunChanged { run: Run },
+    /// New lines in a run's log (sent in batches, a few times a second at most).
+    RunLog { log: LogLines },
     /// The catalog changed: the environments `owner_id` shares (this node's own when `local`).
     CatalogChanged {
         owner_id: String,

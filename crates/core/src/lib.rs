@@ -14,6 +14,8 @@ pub mod manifest;
 pub mod model;
 pub mod peer;
 pub mod registry;
+pub mod resources;
+pub mod run;
 pub mod watch;
 
 pub use event::Event;

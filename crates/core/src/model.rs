@@ -221,6 +221,15 @@ pub struct Environment {
     /// vm: the disk image, relative to the workspace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<String>,
+    /// vm: a kernel to boot directly (relative to the workspace), with or without a disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+    /// vm: the initial ramdisk for `kernel`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initrd: Option<String>,
+    /// vm: the kernel command line for `kernel` (default `console=ttyS0 panic=-1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_args: Option<String>,
     /// container, vm: memory limit or size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_gb: Option<f64>,

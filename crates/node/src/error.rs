@@ -29,6 +29,9 @@ pub enum NodeError {
     DataDir(String),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// A run could not be planned or started (requirements, ports, engine, image, disk).
+    #[error(transparent)]
+    Run(#[from] aienv_runtime::RunError),
     /// Discovery could not start (a wrong interface, a UDP port taken).
     #[error("{0}")]
     Discovery(String),
@@ -51,6 +54,7 @@ impl NodeError {
             NodeError::InvalidRequest(_) => "invalid_request",
             NodeError::DataDir(_) => "data_dir",
             NodeError::Registry(_) => "registry",
+            NodeError::Run(e) => e.code(),
             NodeError::Discovery(_) => "discovery",
             NodeError::Io { .. } => "io_error",
         }

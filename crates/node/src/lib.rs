@@ -17,6 +17,7 @@ mod instance;
 mod items;
 mod online;
 mod reload;
+mod runs;
 mod workspaces;
 
 #[cfg(test)]
@@ -37,6 +38,7 @@ pub use aienv_sharing::{CatalogEntry, FileManifest, ShareList};
 pub use clones::CloneRequest;
 pub use datadir::{NODE_FILE, NodeRecord, create as create_data_dir, read_record};
 pub use error::{NodeError, Result};
+pub use aienv_runtime::RunError;
 pub use online::DiscoveryReport;
 pub use workspaces::{NewWorkspace, WorkspacePatch};
 
@@ -65,6 +67,12 @@ struct Inner {
     /// Clone jobs by id (finished ones too), and the cancel handles of running ones.
     clones: Mutex<std::collections::HashMap<String, aienv_core::clone::CloneJob>>,
     running_clones: Mutex<std::collections::HashMap<String, clones::Running>>,
+    /// Runs by id (ended ones too), and the backend handles of live ones.
+    runs: Mutex<std::collections::HashMap<String, aienv_core::run::Run>>,
+    live_runs: Mutex<std::collections::HashMap<String, aienv_runtime::backend::Running>>,
+    probe: aienv_runtime::Probe,
+    ports: aienv_runtime::ports::Ports,
+    backends: aienv_runtime::backend::Backends,
     /// Peers added by address (`peers.json`).
     added_peers: Mutex<std::collections::BTreeSet<String>>,
     /// Discovery and the API port it announces, once online.
@@ -118,6 +126,11 @@ impl Node {
                 clones: Mutex::new(Default::default()),
                 last_manifests: Mutex::new(Default::default()),
                 running_clones: Mutex::new(Default::default()),
+                runs: Mutex::new(Default::default()),
+                live_runs: Mutex::new(Default::default()),
+                probe: aienv_runtime::Probe::new(data_dir.path()),
+                ports: Default::default(),
+                backends: Default::default(),
                 discovery: Mutex::new(None),
                 added_peers: Mutex::new(online::load_added_peers(data_dir.path())),
                 data_dir,
@@ -133,6 +146,7 @@ impl Node {
         node.start_watcher();
         node.load_workspaces(loaded.entries);
         node.load_jobs();
+        node.load_runs();
         tracing::debug!(elapsed = ?started.elapsed(), "node loaded");
         Ok(node)
     }

@@ -5,6 +5,7 @@ mod events;
 mod health;
 mod items;
 mod peers;
+mod runs;
 mod transfer;
 pub(crate) mod ui;
 mod workspaces;
@@ -51,6 +52,10 @@ pub(crate) fn api() -> OpenApiRouter<Node> {
         .routes(routes!(clones::list, clones::start))
         .routes(routes!(clones::show, clones::cancel))
         .routes(routes!(peers::discovery))
+        .routes(routes!(runs::resources))
+        .routes(routes!(runs::list, runs::start))
+        .routes(routes!(runs::show, runs::stop))
+        .routes(routes!(runs::logs))
 }
 
 pub(crate) async fn not_found(uri: Uri) -> ApiError {

@@ -5,6 +5,7 @@ pub mod env;
 pub mod events;
 pub mod peers;
 pub mod project;
+pub mod run;
 pub mod workspace;
 
 /// An absolute path for the node (which may run in another folder) from a path typed here.

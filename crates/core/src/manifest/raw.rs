@@ -68,6 +68,9 @@ pub(super) struct RawEnvironment {
     pub ports: Option<Spanned<Vec<u16>>>,
     pub gpus: Option<Spanned<String>>,
     pub disk: Option<Spanned<String>>,
+    pub kernel: Option<Spanned<String>>,
+    pub initrd: Option<Spanned<String>>,
+    pub kernel_args: Option<Spanned<String>>,
     pub memory_gb: Option<Spanned<f64>>,
     pub cpus: Option<Spanned<u32>>,
     #[serde(default)]

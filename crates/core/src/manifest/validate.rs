@@ -179,13 +179,14 @@ impl Validator<'_> {
             e.gpus.as_ref().map(|s| s.span().start),
             &[EnvKind::Container],
         )?;
-        self.only_for(
-            &ctx,
-            e.kind,
-            "disk",
-            e.disk.as_ref().map(|s| s.span().start),
-            &[EnvKind::Vm],
-        )?;
+        for (key, at) in [
+            ("disk", e.disk.as_ref().map(|s| s.span().start)),
+            ("kernel", e.kernel.as_ref().map(|s| s.span().start)),
+            ("initrd", e.initrd.as_ref().map(|s| s.span().start)),
+            ("kernel_args", e.kernel_args.as_ref().map(|s| s.span().start)),
+        ] {
+            self.only_for(&ctx, e.kind, key, at, &[EnvKind::Vm])?;
+        }
         let limits = [EnvKind::Container, EnvKind::Vm];
         self.only_for(
             &ctx,
@@ -215,10 +216,13 @@ impl Validator<'_> {
                     format!("{ctx} is a container and needs `image = \"...\"`"),
                 ));
             }
-            EnvKind::Vm if e.disk.is_none() => {
+            EnvKind::Vm if e.disk.is_none() && e.kernel.is_none() => {
                 return Err(self.at(
                     at,
-                    format!("{ctx} is a vm and needs `disk = \"path/to/image.qcow2\"`"),
+                    format!(
+                        "{ctx} is a vm and needs `disk = \"path/to/image.qcow2\"` \
+                         (or `kernel = \"path/to/vmlinuz\"` to boot a kernel directly)"
+                    ),
                 ));
             }
             _ => {}
@@ -236,8 +240,18 @@ impl Validator<'_> {
                 }
             }
         }
-        if let Some(disk) = &e.disk {
-            self.relative_path(&format!("{ctx}: disk"), disk)?;
+        for (key, path) in [("disk", &e.disk), ("kernel", &e.kernel), ("initrd", &e.initrd)] {
+            if let Some(path) = path {
+                self.relative_path(&format!("{ctx}: {key}"), path)?;
+            }
+        }
+        if e.kernel_args.is_some() && e.kernel.is_none() {
+            let at = e.kernel_args.as_ref().map_or(at, |s| s.span().start);
+            return Err(self.at(at, format!("{ctx}: kernel_args needs `kernel`")));
+        }
+        if e.initrd.is_some() && e.kernel.is_none() {
+            let at = e.initrd.as_ref().map_or(at, |s| s.span().start);
+            return Err(self.at(at, format!("{ctx}: initrd needs `kernel`")));
         }
         if let Some(gpus) = &e.gpus
             && gpus.get_ref() != "all"
@@ -300,6 +314,9 @@ impl Validator<'_> {
             ports: e.ports.map(Spanned::into_inner).unwrap_or_default(),
             gpus: e.gpus.map(Spanned::into_inner),
             disk: e.disk.map(Spanned::into_inner),
+            kernel: e.kernel.map(Spanned::into_inner),
+            initrd: e.initrd.map(Spanned::into_inner),
+            kernel_args: e.kernel_args.map(Spanned::into_inner),
             memory_gb: e.memory_gb.map(Spanned::into_inner),
             cpus: e.cpus.map(Spanned::into_inner),
             tools,

@@ -1,0 +1,100 @@
+//! Runs as users see them: which environment runs where, in what state, and the links to its tools.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::model::EnvKind;
+
+/// One start of one environment on this node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Run {
+    pub id: String,
+    pub workspace_id: String,
+    pub workspace_name: String,
+    pub environment: String,
+    pub kind: EnvKind,
+    pub state: RunState,
+    /// The links to hand the user once the tools answer.
+    pub tools: Vec<ToolLink>,
+    /// Why the run failed, in a sentence that says what to do (with the last log lines).
+    pub error: Option<String>,
+    /// Notes about how the run was fitted to this machine (a fallback used, software emulation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// How the process tree ended, when it did and that is known.
+    pub exit_code: Option<i32>,
+    /// Where the backend keeps it: process group, container id, VM process.
+    pub handle: RunHandle,
+    /// The run's log file (stdout and stderr of everything it started, or the VM's serial console).
+    #[schema(value_type = String)]
+    pub log: PathBuf,
+    pub started_ms: u64,
+    pub ended_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Setting up (Python environment, VM overlay) and starting.
+    Starting,
+    /// Started, waiting for the tools to answer.
+    WaitingReady,
+    /// Every tool answers.
+    Running,
+    Stopping,
+    /// Stopped by a user.
+    Stopped,
+    /// It ended by itself (the exit code says how, where known).
+    Exited,
+    /// It could not start, or a tool never became ready.
+    Failed,
+}
+
+impl RunState {
+    pub fn is_final(self) -> bool {
+        matches!(self, RunState::Stopped | RunState::Exited | RunState::Failed)
+    }
+}
+
+/// A tool of a run: where it listens and the link to open.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ToolLink {
+    pub name: String,
+    /// The port on this machine (published or forwarded for containers and VMs).
+    pub port: Option<u16>,
+    /// The link with its token filled in.
+    pub url: Option<String>,
+    pub ready: bool,
+}
+
+/// What the backend needs to find a run again after the node restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "backend", rename_all = "snake_case")]
+pub enum RunHandle {
+    /// Not started yet.
+    None,
+    /// A process group (processes, and the QEMU process of a VM).
+    Process { pgid: u32 },
+    /// A container of the engine at `engine`.
+    Container { id: String, engine: String },
+}
+
+/// A new run, as asked through the API or the CLI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunRequest {
+    /// Workspace id or name.
+    pub workspace: String,
+    pub environment: String,
+    /// Start even though this machine lacks what the environment requires.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Log lines of a run, as they are written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LogLines {
+    pub run_id: String,
+    pub lines: Vec<String>,
+}

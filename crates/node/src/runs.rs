@@ -1,0 +1,374 @@
+//! Runs: start an environment on this machine, watch it become ready, follow its log, stop it,
+//! and find it again after the node restarts. The mechanics (plans, backends, readiness) are
+//! `aienv_runtime`'s; this is the table of runs around them, their persistence and their events.
+//!
+//! A run outlives the node: its processes or container keep going when the node stops, and the
+//! next start adopts them (by process group or container id, saved in `runs.json`) or marks them
+//! ended. Nothing is left that the node could not stop.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aienv_core::Event;
+use aienv_core::resources::Resources;
+use aienv_core::run::{LogLines, Run, RunHandle, RunRequest, RunState, ToolLink};
+use aienv_runtime::backend::Running;
+use aienv_runtime::plan::{self, RunPlan};
+use aienv_runtime::{RunError, fit, logs, ready};
+
+use crate::error::{NodeError, Result};
+use crate::{Node, lock};
+
+/// The runs of this node, kept so a restart finds them again.
+const RUNS_FILE: &str = "runs.json";
+/// How long a stopped run gets to end by itself before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How often new log lines are sent out.
+const LOG_EVERY: Duration = Duration::from_millis(200);
+/// Log lines quoted in the error of a run that failed.
+const ERROR_LINES: usize = 12;
+
+impl Node {
+    /// What this machine has, for users and for fitting environments.
+    pub async fn resources(&self) -> Resources {
+        self.inner.probe.resources().await
+    }
+
+    pub fn runs(&self) -> Vec<Run> {
+        let mut runs: Vec<Run> = lock(&self.inner.runs).values().cloned().collect();
+        runs.sort_by_key(|r| std::cmp::Reverse(r.started_ms));
+        runs
+    }
+
+    pub fn run(&self, id: &str) -> Result<Run> {
+        lock(&self.inner.runs)
+            .get(id)
+            .cloned()
+            .ok_or_else(|| NodeError::NotFound(format!("no run {id:?} (see `aienv runs`)")))
+    }
+
+    /// The last `n` lines of a run's log.
+    pub fn run_log(&self, id: &str, n: usize) -> Result<Vec<String>> {
+        let run = self.run(id)?;
+        logs::tail(&run.log, n).map_err(|e| NodeError::io("cannot read the run's log", e))
+    }
+
+    /// Checks the environment against this machine, plans it and starts it. Answers once the run
+    /// is planned (state `starting`); `run_changed` events follow until it runs or fails.
+    pub async fn start_run(&self, req: RunRequest) -> Result<Run> {
+        let ws = self.workspace(&req.workspace)?;
+        let manifest = ws.manifest.as_ref().ok_or_else(|| {
+            NodeError::InvalidRequest(format!(
+                "workspace {} has no valid aienv.toml; fix it first",
+                ws.name
+            ))
+        })?;
+        let env = manifest.environment(&req.environment).ok_or_else(|| {
+            let known: Vec<&str> = manifest.environments.iter().map(|e| e.name.as_str()).collect();
+            NodeError::NotFound(format!(
+                "workspace {} has no environment {:?} (it has: {})",
+                ws.name,
+                req.environment,
+                if known.is_empty() { "none".into() } else { known.join(", ") }
+            ))
+        })?;
+        let machine = self.resources().await;
+        let fit = fit::check(env, &machine);
+        let mut notes = Vec::new();
+        if !fit.fits() {
+            let what = fit.missing.join("; ");
+            if !req.force {
+                return Err(RunError::NotFit(format!(
+                    "{}/{} does not fit this machine: {what}. Run it anyway with --force \
+                     (API: \"force\": true), or on a peer that has what it needs",
+                    ws.name, env.name
+                ))
+                .into());
+            }
+            notes.push(format!("started with --force although it {what}"));
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let run_dir = self.inner.data_dir.path().join("runs").join(&id);
+        let plan = plan::make(
+            plan::Inputs {
+                run_id: &id,
+                workspace: ws.path.clone(),
+                env,
+                resources: &machine,
+                fit: &fit,
+                run_dir,
+            },
+            &self.inner.ports,
+        )?;
+        notes.extend(plan.notes.iter().cloned());
+        let run = Run {
+            id: id.clone(),
+            workspace_id: ws.id.clone(),
+            workspace_name: ws.name.clone(),
+            environment: env.name.clone(),
+            kind: env.kind,
+            state: RunState::Starting,
+            tools: plan
+                .tools
+                .iter()
+                .map(|t| ToolLink {
+                    name: t.name.clone(),
+                    port: t.port,
+                    url: t.url.clone(),
+                    ready: false,
+                })
+                .collect(),
+            error: None,
+            notes,
+            exit_code: None,
+            handle: RunHandle::None,
+            log: plan.log.clone(),
+            started_ms: now_ms(),
+            ended_ms: None,
+        };
+        lock(&self.inner.runs).insert(id.clone(), run.clone());
+        self.run_changed(&id);
+        let node = self.clone();
+        tokio::spawn(async move { node.drive(plan, machine).await });
+        Ok(run)
+    }
+
+    /// Stops a run: a graceful signal, then a kill; nothing of it is left afterwards.
+    pub async fn stop_run(&self, id: &str) -> Result<Run> {
+        let run = self.run(id)?;
+        if run.state.is_final() || run.state == RunState::Stopping {
+            return Err(NodeError::InvalidRequest(format!(
+                "run {id} is not running (it is {}); nothing to stop",
+                state_word(run.state)
+            )));
+        }
+        let running = lock(&self.inner.live_runs).get(id).cloned();
+        self.update_run(id, |r| r.state = RunState::Stopping);
+        if let Some(running) = running {
+            running.stop(STOP_GRACE).await?;
+        }
+        self.finish(id, RunState::Stopped, None);
+        self.run(id)
+    }
+
+    /// Sets up, starts and watches one run until it ends.
+    async fn drive(self, plan: RunPlan, machine: Resources) {
+        let id = plan.run_id.clone();
+        let started = self.inner.backends.start(&plan, &machine).await;
+        let (running, notes) = match started {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = with_log(&e.to_string(), &plan.log);
+                self.finish(&id, RunState::Failed, Some(msg));
+                return;
+            }
+        };
+        lock(&self.inner.live_runs).insert(id.clone(), running.clone());
+        self.update_run(&id, |r| {
+            r.handle = running.handle();
+            r.notes.extend(notes);
+            if r.state == RunState::Starting {
+                r.state = RunState::WaitingReady;
+            }
+        });
+        self.spawn_log_follower(&id, &plan.log);
+        self.wait_ready(&id, &plan, &running).await;
+        running.wait_gone().await;
+        let code = running.exit_code();
+        self.update_run(&id, |r| r.exit_code = r.exit_code.or(code));
+        self.finish(&id, RunState::Exited, None);
+    }
+
+    /// Waits for every tool; a tool that never answers fails (and stops) the whole run.
+    async fn wait_ready(&self, id: &str, plan: &RunPlan, running: &Running) {
+        let waits = plan.tools.iter().map(|t| {
+            let running = running.clone();
+            let log = plan.log.clone();
+            async move {
+                let r = ready::wait(&t.check, log, t.timeout, || running.failure()).await;
+                (t.name.clone(), r)
+            }
+        });
+        let mut failed = None;
+        for (name, result) in futures_util::future::join_all(waits).await {
+            match result {
+                Ok(()) => self.update_run(id, |r| {
+                    if let Some(t) = r.tools.iter_mut().find(|t| t.name == name) {
+                        t.ready = true;
+                    }
+                }),
+                Err(why) => {
+                    failed.get_or_insert(format!("{name} did not become ready: {why}"));
+                }
+            }
+        }
+        match failed {
+            None => self.update_run(id, |r| {
+                if r.state == RunState::WaitingReady {
+                    r.state = RunState::Running;
+                }
+            }),
+            Some(why) if self.run(id).is_ok_and(|r| r.state == RunState::WaitingReady) => {
+                let _ = running.stop(Duration::from_secs(3)).await;
+                self.finish(id, RunState::Failed, Some(with_log(&why, &plan.log)));
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Streams a run's new log lines as events until the run ends; rotates a big log.
+    fn spawn_log_follower(&self, id: &str, log: &std::path::Path) {
+        let node = self.downgrade();
+        let id = id.to_string();
+        let mut follower = logs::Follower::new(log.to_path_buf(), true);
+        let log = log.to_path_buf();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LOG_EVERY).await;
+                let Some(node) = node.upgrade() else { break };
+                let lines = follower.read_new().unwrap_or_default();
+                if !lines.is_empty() {
+                    node.emit(Event::RunLog {
+                        log: LogLines {
+                            run_id: id.clone(),
+                            lines,
+                        },
+                    });
+                }
+                if node.run(&id).map_or(true, |r| r.state.is_final()) {
+                    break;
+                }
+                let _ = logs::rotate_if_big(&log, logs::ROTATE_AT);
+            }
+        });
+    }
+
+    /// Moves a run to a final state (unless it already is in one) and lets go of its ports.
+    fn finish(&self, id: &str, state: RunState, error: Option<String>) {
+        let mut changed = false;
+        let mut ports = Vec::new();
+        self.update_run(id, |r| {
+            if r.state.is_final() {
+                return;
+            }
+            // A run that was being stopped ends as stopped, whatever noticed its end first.
+            r.state = if r.state == RunState::Stopping {
+                RunState::Stopped
+            } else {
+                state
+            };
+            if r.error.is_none() {
+                r.error = error.clone();
+            }
+            r.ended_ms = Some(now_ms());
+            ports = r.tools.iter().filter_map(|t| t.port).collect();
+            changed = true;
+        });
+        if changed {
+            lock(&self.inner.live_runs).remove(id);
+            self.inner.ports.release(ports);
+        }
+    }
+
+    /// Changes a run, saves the table and tells subscribers, if anything changed.
+    fn update_run(&self, id: &str, change: impl FnOnce(&mut Run)) {
+        let changed = {
+            let mut runs = lock(&self.inner.runs);
+            let Some(r) = runs.get_mut(id) else { return };
+            let before = r.clone();
+            change(r);
+            *r != before
+        };
+        if changed {
+            self.run_changed(id);
+        }
+    }
+
+    fn run_changed(&self, id: &str) {
+        self.save_runs();
+        if let Ok(run) = self.run(id) {
+            self.emit(Event::RunChanged { run });
+        }
+    }
+
+    fn save_runs(&self) {
+        let runs = self.runs();
+        let path = self.inner.data_dir.path().join(RUNS_FILE);
+        let bytes = serde_json::to_vec_pretty(&runs).expect("runs serialise");
+        if let Err(e) = aienv_core::fsutil::atomic_write(&path, &bytes) {
+            tracing::warn!("cannot save {}: {e}", path.display());
+        }
+    }
+
+    /// After a restart: adopts the runs that are still alive, marks the others ended.
+    pub(crate) fn load_runs(&self) {
+        let path = self.inner.data_dir.path().join(RUNS_FILE);
+        let Some(runs) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Vec<Run>>(&b).ok())
+        else {
+            return;
+        };
+        let open: Vec<Run> = runs.iter().filter(|r| !r.state.is_final()).cloned().collect();
+        {
+            let mut map = lock(&self.inner.runs);
+            for r in runs {
+                map.insert(r.id.clone(), r);
+            }
+        }
+        for r in &open {
+            self.inner.ports.reserve(r.tools.iter().filter_map(|t| t.port));
+        }
+        let node = self.clone();
+        tokio::spawn(async move {
+            for r in open {
+                node.adopt(r).await;
+            }
+        });
+    }
+
+    async fn adopt(&self, run: Run) {
+        let Some(running) = self.inner.backends.adopt(&run.handle, run.log.clone()).await else {
+            self.update_run(&run.id, |r| {
+                r.notes.push("it ended while the node was not running".into());
+            });
+            self.finish(&run.id, RunState::Exited, None);
+            return;
+        };
+        tracing::info!(run = %run.id, "found run {}/{} again", run.workspace_name, run.environment);
+        lock(&self.inner.live_runs).insert(run.id.clone(), running.clone());
+        self.spawn_log_follower(&run.id, &run.log);
+        let node = self.clone();
+        tokio::spawn(async move {
+            running.wait_gone().await;
+            node.finish(&run.id, RunState::Exited, None);
+        });
+    }
+}
+
+/// An error with the last lines of the run's log under it.
+fn with_log(msg: &str, log: &std::path::Path) -> String {
+    let lines = logs::tail(log, ERROR_LINES).unwrap_or_default();
+    if lines.is_empty() {
+        msg.to_string()
+    } else {
+        format!("{msg}. Last lines of its log:\n{}", lines.join("\n"))
+    }
+}
+
+fn state_word(s: RunState) -> &'static str {
+    match s {
+        RunState::Starting => "starting",
+        RunState::WaitingReady => "waiting for its tools",
+        RunState::Running => "running",
+        RunState::Stopping => "stopping",
+        RunState::Stopped => "stopped",
+        RunState::Exited => "ended",
+        RunState::Failed => "failed",
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

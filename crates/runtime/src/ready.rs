@@ -1,0 +1,132 @@
+//! Readiness: when does a tool answer? A TCP connect, an HTTP path that answers 2xx, or a line in
+//! the run's log; polled quickly at first (most tools are up in well under a second) and then
+//! every 100 ms, until the tool answers, the run's processes are gone, or the time is up.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aienv_core::Readiness;
+
+use crate::logs::Follower;
+
+/// How long a tool may take to answer when the manifest does not say.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    Tcp(u16),
+    Http { port: u16, path: String },
+    Log(String),
+    /// Nothing to wait for (no port, no check): ready once started.
+    Started,
+}
+
+impl Check {
+    /// The check for a tool: what the manifest says, else a TCP connect to its port.
+    pub fn for_tool(ready: Option<&Readiness>, port: Option<u16>) -> Check {
+        match (ready, port) {
+            (Some(Readiness { log: Some(line), .. }), _) => Check::Log(line.clone()),
+            (Some(Readiness { http: Some(path), .. }), Some(port)) => Check::Http {
+                port,
+                path: if path.starts_with('/') {
+                    path.clone()
+                } else {
+                    format!("/{path}")
+                },
+            },
+            (_, Some(port)) => Check::Tcp(port),
+            _ => Check::Started,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Check::Tcp(p) => format!("port {p} to accept connections"),
+            Check::Http { port, path } => format!("http://127.0.0.1:{port}{path} to answer 2xx"),
+            Check::Log(l) => format!("the log line {l:?}"),
+            Check::Started => "the start".into(),
+        }
+    }
+}
+
+/// Waits until `check` passes. `gone` is asked between polls and returns why the run cannot get
+/// ready any more (its processes exited); then waiting stops at once with that reason.
+pub async fn wait(
+    check: &Check,
+    log: PathBuf,
+    timeout: Duration,
+    mut gone: impl FnMut() -> Option<String>,
+) -> Result<(), String> {
+    let start = Instant::now();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut follower = Follower::new(log, true);
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let ok = match check {
+            Check::Started => true,
+            Check::Tcp(port) => tokio::net::TcpStream::connect(local(*port)).await.is_ok(),
+            Check::Http { port, path } => http
+                .get(format!("http://127.0.0.1:{port}{path}"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success()),
+            Check::Log(line) => follower
+                .read_new()
+                .is_ok_and(|lines| lines.iter().any(|l| l.contains(line.as_str()))),
+        };
+        if ok {
+            return Ok(());
+        }
+        if let Some(why) = gone() {
+            return Err(why);
+        }
+        if start.elapsed() >= timeout {
+            return Err(format!(
+                "waited {} s for {}",
+                timeout.as_secs(),
+                check.describe()
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[tokio::test]
+    async fn tcp_log_and_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let t = Duration::from_secs(5);
+        wait(&Check::Tcp(port), log.clone(), t, || None).await.unwrap();
+        drop(l);
+        let e = wait(&Check::Tcp(port), log.clone(), Duration::from_millis(200), || None)
+            .await
+            .unwrap_err();
+        assert!(e.contains("waited 0 s") && e.contains(&port.to_string()), "{e}");
+        let mut f = crate::logs::open_append(&log).unwrap();
+        writeln!(f, "Server is running at ...").unwrap();
+        wait(&Check::Log("is running".into()), log.clone(), t, || None)
+            .await
+            .unwrap();
+        let e = wait(&Check::Log("never".into()), log, t, || Some("exited with 3".into()))
+            .await
+            .unwrap_err();
+        assert_eq!(e, "exited with 3");
+    }
+}
