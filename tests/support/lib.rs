@@ -328,3 +328,42 @@ impl Events {
         }
     }
 }
+
+/// For tests that need something this machine may lack (Docker, QEMU, root): `Some(why)` means
+/// skip, and the caller returns after this printed why. With `CI` set it fails instead: CI runs
+/// everything.
+pub fn skip_without(test: &str, missing: Option<String>) -> bool {
+    let Some(why) = missing else { return false };
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI runs everything, but {test} cannot run here: {why}"
+    );
+    eprintln!("SKIPPED {test}: {why}");
+    true
+}
+
+/// The live (not zombie) processes in a process group, read from /proc.
+pub fn group_members(pgid: u64) -> Vec<u64> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let pid: u64 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let mut f = stat[stat.rfind(')')? + 1..].split_whitespace();
+        let state = f.next()?;
+        let pgrp: u64 = f.nth(1)?.parse().ok()?;
+        (pgrp == pgid && state != "Z").then_some(pid)
+    })
+    .collect()
+}
+
+/// A GET that returns the status code (0 when nothing answers), with no proxy in the way.
+pub fn http_status(url: &str) -> u16 {
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client");
+    client.get(url).send().map_or(0, |r| r.status().as_u16())
+}

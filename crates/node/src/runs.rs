@@ -175,7 +175,11 @@ impl Node {
         running.wait_gone().await;
         let code = running.exit_code();
         self.update_run(&id, |r| r.exit_code = r.exit_code.or(code));
-        self.finish(&id, RunState::Exited, None);
+        // Ending by itself with an error (a batch command that failed) is a failure.
+        match running.failure().filter(|_| code.is_some_and(|c| c != 0)) {
+            Some(why) => self.finish(&id, RunState::Failed, Some(with_log(&why, &plan.log))),
+            None => self.finish(&id, RunState::Exited, None),
+        }
     }
 
     /// Waits for every tool; a tool that never answers fails (and stops) the whole run.
