@@ -18,7 +18,8 @@ LOCK="${AIENV_DOCKERD_LOCK:-/tmp/aienv-dockerd.lock}"
 say() { echo "start-docker: $*"; }
 die() { echo "start-docker: $*" >&2; exit 1; }
 
-docker_ok() { docker info >/dev/null 2>&1; }
+# A daemon that accepts connections but hangs must not hang this script: bound each probe.
+docker_ok() { timeout 5 docker info >/dev/null 2>&1; }
 
 command -v docker >/dev/null 2>&1 \
   || die "the docker client is missing; run scripts/install-deps.sh (Debian package docker.io)"
@@ -83,4 +84,4 @@ while ! docker_ok; do
   fi
   sleep 0.5
 done
-say "docker is up (server $(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?'))"
+say "docker is up (server $(timeout 5 docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?'))"

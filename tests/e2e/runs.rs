@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use aienv_e2e::{TestNode, group_members, http_status, text, wait_for};
+use aienv_e2e::{TestNode, group_members, http_status, private_group, text, wait_for};
 use serde_json::{Value, json};
 
 fn workspace(node: &TestNode, dir: &Path, manifest: &str) -> String {
@@ -54,7 +54,7 @@ python = { requirements = "requirements.txt" }
 
 [[environment.lab.tool]]
 name = "JupyterLab"
-command = "jupyter lab --no-browser --ip {host} --port {port} --IdentityProvider.token={token} --ServerApp.root_dir={workspace}"
+command = "jupyter lab --allow-root --no-browser --ip {host} --port {port} --IdentityProvider.token={token} --ServerApp.root_dir={workspace}"
 url = "http://{host}:{port}/lab?token={token}"
 ready = { http = "/api", timeout_s = 120 }
 "#;
@@ -62,14 +62,23 @@ ready = { http = "/api", timeout_s = 120 }
 #[test]
 fn a_cloned_jupyterlab_environment_starts_from_the_cli_and_the_api_and_its_link_works() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = TestNode::start("owner").unwrap();
+    let group = private_group();
+    let a = TestNode::start_with("owner", &["--discovery-group", &group]).unwrap();
     let src = tmp.path().join("nb");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("requirements.txt"), "jupyterlab\n").unwrap();
     std::fs::write(src.join("hello.ipynb"), "{}").unwrap();
     workspace(&a, &src, NOTEBOOK);
-    let b = TestNode::start("user").unwrap();
-    b.json(&["peers", "add", &a.url]);
+    let b = TestNode::start_with("user", &["--discovery-group", &group]).unwrap();
+    wait_for("the user to see the shared notebook", Duration::from_secs(10), || {
+        let catalog = b.json(&["catalog"]);
+        catalog
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["workspace"] == "nb")
+            .then_some(())
+    });
     let target = tmp.path().join("clone");
     let out = b.cli(&["clone", "owner/nb", "--to", target.to_str().unwrap()]);
     assert!(out.status.success(), "{:?}", text(&out));

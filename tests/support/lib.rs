@@ -57,11 +57,30 @@ impl TestNode {
         Ok(node)
     }
 
+    /// [`TestNode::start_with`] with environment variables for the node process.
+    pub fn start_with_env(name: &str, extra: &[&str], env: &[(&str, &str)]) -> anyhow::Result<TestNode> {
+        let tmp = tempfile::tempdir()?;
+        let data_dir = tmp.path().join("data");
+        let mut node = Self::start_in_env(&data_dir, name, extra, env)?;
+        node._tmp = Some(tmp);
+        Ok(node)
+    }
+
     /// Starts a node on an existing data dir (to test restarts and prepared registries).
     pub fn start_in(data_dir: &Path, name: &str, extra: &[&str]) -> anyhow::Result<TestNode> {
+        Self::start_in_env(data_dir, name, extra, &[])
+    }
+
+    fn start_in_env(
+        data_dir: &Path,
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<TestNode> {
         std::fs::create_dir_all(data_dir)?;
         let stderr_log = data_dir.with_extension(format!("{name}.log"));
         let child = serve_command(data_dir, name, extra)
+            .envs(env.iter().copied())
             .stderr(std::fs::File::create(&stderr_log)?)
             .spawn()
             .context("cannot start aienv serve")?;
