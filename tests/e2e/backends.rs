@@ -115,7 +115,8 @@ fn a_container_environment_starts_serves_survives_a_node_crash_and_stops_cleanly
     let found = node.json(&["runs"]);
     assert_eq!(found[0]["state"], "running", "{found}");
     assert_eq!(http_status(&link), 200);
-    assert!(node.cli(&["stop", &id]).status.success());
+    let out = node.cli(&["stop", &id]);
+    assert!(out.status.success(), "{:?}", text(&out));
     assert!(by_label(&id).trim().is_empty(), "the container is removed");
     assert_eq!(http_status(&link), 0);
 

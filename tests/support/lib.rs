@@ -40,6 +40,8 @@ pub struct TestNode {
     /// Keeps the temp dir alive for the node's lifetime.
     _tmp: Option<tempfile::TempDir>,
     stderr_log: PathBuf,
+    /// Set while handing the data dir to a restarted node: its runs must survive.
+    keep_runs: bool,
 }
 
 impl TestNode {
@@ -91,6 +93,7 @@ impl TestNode {
             name: name.to_string(),
             _tmp: None,
             stderr_log,
+            keep_runs: false,
         };
         node.url = node.wait_ready(Duration::from_secs(15))?;
         Ok(node)
@@ -169,6 +172,7 @@ impl TestNode {
         let tmp = self._tmp.take();
         let mut fresh = TestNode::start_in(&self.data_dir, &self.name, extra)?;
         fresh._tmp = tmp;
+        self.keep_runs = true;
         *self = fresh;
         Ok(())
     }
@@ -213,6 +217,36 @@ impl Drop for TestNode {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.stderr_log);
+        // Runs outlive their node by design; a test's must not outlive the test, also when
+        // it failed half-way. (`restart` moves the data dir to the new node and skips this.)
+        if !self.keep_runs {
+            end_runs(&self.data_dir);
+        }
+    }
+}
+
+/// Kills every process group and removes every container that the runs in `DATA_DIR/runs.json`
+/// hold, whatever state they are recorded in.
+pub fn end_runs(data_dir: &Path) {
+    let Ok(bytes) = std::fs::read(data_dir.join("runs.json")) else {
+        return;
+    };
+    let runs: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    for r in runs.as_array().into_iter().flatten() {
+        let h = &r["handle"];
+        if let Some(pgid) = h["pgid"].as_u64() {
+            if !group_members(pgid).is_empty() {
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{pgid}")])
+                    .status();
+            }
+        } else if let Some(id) = h["id"].as_str() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f", id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 

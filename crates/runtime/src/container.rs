@@ -112,6 +112,9 @@ pub async fn start(plan: &RunPlan, use_gpus: bool) -> Result<ContainerRun, RunEr
             memory: plan.env.memory_gb.map(|gb| (gb * (1u64 << 30) as f64) as i64),
             nano_cpus: plan.env.cpus.map(|c| i64::from(c) * 1_000_000_000),
             device_requests,
+            // An init as PID 1 (docker run --init): the command gets SIGTERM on stop (a PID 1
+            // without handlers ignores it) and exited children are reaped.
+            init: Some(true),
             ..Default::default()
         }),
         ..Default::default()

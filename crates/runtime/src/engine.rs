@@ -10,6 +10,8 @@ use bollard::Docker;
 
 /// How long an engine may take to answer before it counts as not running.
 const ANSWER_WITHIN: Duration = Duration::from_secs(3);
+/// The longest any one request to the engine may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn candidates() -> Vec<String> {
     let mut out = Vec::new();
@@ -38,9 +40,11 @@ pub async fn detect() -> Result<(Docker, ContainerEngine), String> {
             }
             continue;
         }
+        // The client's own timeout covers every later request too (a stop waits for the grace
+        // period, an image load takes long); the detection itself is bounded below.
         let docker = match Docker::connect_with_unix(
             &path,
-            ANSWER_WITHIN.as_secs(),
+            REQUEST_TIMEOUT.as_secs(),
             bollard::API_DEFAULT_VERSION,
         ) {
             Ok(d) => d,

@@ -67,9 +67,13 @@ pub async fn wait(
     let mut follower = Follower::new(log, true);
     let mut pause = Duration::from_millis(5);
     loop {
+        // A run that is already gone cannot become ready, whatever a port says.
+        if let Some(why) = gone() {
+            return Err(why);
+        }
         let ok = match check {
             Check::Started => true,
-            Check::Tcp(port) => tokio::net::TcpStream::connect(local(*port)).await.is_ok(),
+            Check::Tcp(port) => tcp_answers(*port).await,
             Check::Http { port, path } => http
                 .get(format!("http://127.0.0.1:{port}{path}"))
                 .send()
@@ -82,9 +86,6 @@ pub async fn wait(
         if ok {
             return Ok(());
         }
-        if let Some(why) = gone() {
-            return Err(why);
-        }
         if start.elapsed() >= timeout {
             return Err(format!(
                 "waited {} s for {}",
@@ -96,6 +97,24 @@ pub async fn wait(
         pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
+
+/// A connection that is accepted and stays open. A port forwarder (Docker's proxy, QEMU's user
+/// network) accepts on the tool's behalf and closes at once while nothing listens behind it:
+/// that early end of stream counts as not ready. A server that speaks first is ready too.
+async fn tcp_answers(port: u16) -> bool {
+    use tokio::io::AsyncReadExt;
+    let Ok(mut stream) = tokio::net::TcpStream::connect(local(port)).await else {
+        return false;
+    };
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(FORWARDER_GRACE, stream.read(&mut byte)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => false,
+        Ok(Ok(_)) | Err(_) => true,
+    }
+}
+
+/// How long a connection must stay open to count (a forwarder closes within a millisecond).
+const FORWARDER_GRACE: Duration = Duration::from_millis(20);
 
 fn local(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
