@@ -190,9 +190,8 @@ pub async fn resources(c: &Client) -> anyhow::Result<()> {
         }
         for g in &r.gpus {
             println!(
-                "gpu {}:  {} {}, {} MB, driver {}, CUDA {}",
+                "gpu {}:  {}, {} MB, driver {}, CUDA {}",
                 g.index,
-                g.vendor,
                 g.name,
                 g.memory_total_mb,
                 g.driver.as_deref().unwrap_or("?"),
