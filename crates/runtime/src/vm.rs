@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::RunError;
-use crate::logs::Follower;
 use crate::plan::RunPlan;
 use crate::process::{Cmd, Group, stop_group};
 
@@ -132,20 +131,22 @@ pub async fn start(plan: &RunPlan, accel: Accel) -> Result<Started, RunError> {
     })
 }
 
-/// Whether the guest printed anything after the firmware's "Booting from ROM" in time.
+/// Whether the guest kernel printed anything in time. The firmware ("Booting from ROM") and the
+/// kernel's real-mode setup ("Probing EDD", then a clear-screen) print under a KVM that then
+/// hangs; so only text after the setup's clear-screen counts.
 async fn boots(group: &Group, log: &Path) -> bool {
-    let mut f = Follower::new(log.to_path_buf(), true);
     let start = Instant::now();
-    let mut past_firmware = false;
-    while start.elapsed() < KVM_SILENCE + Duration::from_secs(5) {
-        for line in f.read_new().unwrap_or_default() {
-            if past_firmware && !line.trim().is_empty() {
-                return true;
-            }
-            past_firmware |= line.contains("Booting from ROM");
+    while start.elapsed() < KVM_SILENCE {
+        let text = std::fs::read(log).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        if let Some(rom) = text.find("Booting from ROM")
+            && let Some(clear) = text[rom..].rfind("\x1b[2J")
+            && text[rom + clear + 4..].chars().any(|c| c.is_alphanumeric())
+        {
+            return true;
         }
         if group.is_gone() {
-            // It failed by itself; the readiness check will report it with the log.
+            // It failed by itself; the readiness check reports it with the log.
             return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
