@@ -49,7 +49,13 @@ fn run_fails(node: &TestNode, ws: &str, env: &str) -> String {
 }
 
 fn by_label(run_id: &str) -> String {
-    docker(&["ps", "-aq", "--filter", &format!("label=aienv.run={run_id}")]).unwrap_or_default()
+    docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=aienv.run={run_id}"),
+    ])
+    .unwrap_or_default()
 }
 
 const CONTAINERS: &str = r#"[workspace]
@@ -96,7 +102,10 @@ fn a_container_environment_starts_serves_survives_a_node_crash_and_stops_cleanly
     assert_eq!(run["state"], "running", "{run}\n{}", node.log());
     let id = run["id"].as_str().unwrap().to_string();
     let link = run["tools"][0]["url"].as_str().unwrap().to_string();
-    assert!(link.starts_with("http://127.0.0.1:"), "published on loopback only: {link}");
+    assert!(
+        link.starts_with("http://127.0.0.1:"),
+        "published on loopback only: {link}"
+    );
     let body = reqwest::blocking::Client::builder()
         .no_proxy()
         .build()
@@ -106,8 +115,14 @@ fn a_container_environment_starts_serves_survives_a_node_crash_and_stops_cleanly
         .unwrap()
         .text()
         .unwrap();
-    assert_eq!(body, "hello from the workspace\n", "the workspace is mounted");
-    assert!(!by_label(&id).trim().is_empty(), "labelled so the node finds it again");
+    assert_eq!(
+        body, "hello from the workspace\n",
+        "the workspace is mounted"
+    );
+    assert!(
+        !by_label(&id).trim().is_empty(),
+        "labelled so the node finds it again"
+    );
     let logs = node.cli(&["logs", &id]);
     assert!(String::from_utf8_lossy(&logs.stdout).contains("serving the workspace"));
 
@@ -128,7 +143,10 @@ fn a_container_environment_starts_serves_survives_a_node_crash_and_stops_cleanly
     );
     let err = run_fails(&node, "box", "dies");
     assert!(err.contains("the container exited with code 4"), "{err}");
-    assert!(err.contains("cannot find weights"), "its log is quoted: {err}");
+    assert!(
+        err.contains("cannot find weights"),
+        "its log is quoted: {err}"
+    );
     let runs = node.json(&["runs"]);
     for r in runs.as_array().unwrap() {
         assert!(by_label(r["id"].as_str().unwrap()).trim().is_empty(), "{r}");
@@ -149,7 +167,10 @@ fn an_engine_that_is_not_running_is_a_clear_error() {
     );
     let res = node.json(&["resources"]);
     assert!(res["container_engine"].is_null());
-    assert!(res["container_note"].as_str().unwrap().contains("start it"), "{res}");
+    assert!(
+        res["container_note"].as_str().unwrap().contains("start it"),
+        "{res}"
+    );
 }
 
 /// The kernel, initramfs and base disk of the test VM, built once into the target dir.
@@ -169,7 +190,9 @@ fn vm_files() -> Result<PathBuf, String> {
 fn qemu_missing() -> Option<String> {
     let qemu = format!("qemu-system-{}", std::env::consts::ARCH);
     if Command::new(&qemu).arg("--version").output().is_err() {
-        return Some(format!("{qemu} is not installed (scripts/install-deps.sh installs it)"));
+        return Some(format!(
+            "{qemu} is not installed (scripts/install-deps.sh installs it)"
+        ));
     }
     vm_files().err()
 }
@@ -228,19 +251,167 @@ fn a_vm_environment_boots_serves_and_stops_and_its_base_disk_stays_untouched() {
         .unwrap();
     assert!(body.contains("aienv-vm-ok"), "{body}");
     let notes = run["notes"].to_string();
-    assert!(notes.contains("KVM") || notes.contains("TCG"), "says how it is accelerated: {notes}");
+    assert!(
+        notes.contains("KVM") || notes.contains("TCG"),
+        "says how it is accelerated: {notes}"
+    );
     assert!(ws.join(".aienv/vm/tiny/overlay.qcow2").exists());
     let id = run["id"].as_str().unwrap();
     let logs = node.cli(&["logs", id, "-n", "1000"]);
-    assert!(String::from_utf8_lossy(&logs.stdout).contains("AIENV-VM-READY"), "the serial console is the log");
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("AIENV-VM-READY"),
+        "the serial console is the log"
+    );
     let group = run["handle"]["pgid"].as_u64().unwrap();
     assert!(node.cli(&["stop", id]).status.success());
     assert!(group_members(group).is_empty(), "no QEMU left");
     assert_eq!(http_status(&link), 0);
-    assert_eq!(std::fs::read(ws.join("vm/disk.qcow2")).unwrap(), base_before);
+    assert_eq!(
+        std::fs::read(ws.join("vm/disk.qcow2")).unwrap(),
+        base_before
+    );
 
     let err = run_fails(&node, "vms", "corrupt");
-    assert!(err.contains("corrupt.qcow2 is not a usable disk image"), "{err}");
+    assert!(
+        err.contains("corrupt.qcow2 is not a usable disk image"),
+        "{err}"
+    );
     let runs: Value = node.json(&["runs"]);
     assert_eq!(runs[0]["state"], "failed");
+}
+
+/// A second Docker daemon of the test's own (own data root and socket, no networking), playing
+/// the engine of another machine that lacks the image. Stopped and removed on drop.
+struct SecondEngine {
+    pid: u32,
+    dir: tempfile::TempDir,
+}
+
+impl SecondEngine {
+    fn start() -> SecondEngine {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
+        let child = Command::new("dockerd")
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("dockerd.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", d.join("docker.sock").display()))
+            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
+            .args(["--storage-driver", "vfs"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("dockerd runs");
+        let engine = SecondEngine {
+            pid: child.id(),
+            dir,
+        };
+        aienv_e2e::wait_for("the second dockerd", Duration::from_secs(30), || {
+            engine.docker(&["info"]).map(|_| ())
+        });
+        engine
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.dir.path().join("docker.sock").display())
+    }
+
+    fn docker(&self, args: &[&str]) -> Option<String> {
+        let out = Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", self.host())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for SecondEngine {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.pid.to_string()).status();
+        for _ in 0..100 {
+            if !Path::new(&format!("/proc/{}", self.pid)).exists()
+                || std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+                    .is_ok_and(|s| s.contains(") Z "))
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn cloning_a_container_environment_brings_its_image_to_an_engine_that_lacks_it() {
+    if skip_without("image transfer test", docker_missing()) {
+        return;
+    }
+    let engine = SecondEngine::start();
+    assert!(
+        engine.docker(&["image", "inspect", IMAGE]).is_none(),
+        "a fresh engine lacks it"
+    );
+    let group = aienv_e2e::private_group();
+    let owner = TestNode::start_with("owner", &["--discovery-group", &group]).unwrap();
+    let host = engine.host();
+    let user = TestNode::start_with_env(
+        "user",
+        &["--discovery-group", &group],
+        &[("DOCKER_HOST", host.as_str())],
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = CONTAINERS.replace(
+        "[workspace]\nname = \"box\"",
+        "[workspace]\nname = \"box\"\n[sharing]\nenabled = true\naccess = \"open\"",
+    );
+    add(&owner, &tmp.path().join("box"), &manifest);
+    aienv_e2e::wait_for(
+        "the share in the user's catalog",
+        Duration::from_secs(10),
+        || {
+            user.json(&["catalog"])
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["workspace"] == "box")
+                .then_some(())
+        },
+    );
+    let target = tmp.path().join("copy");
+    let job = user.json(&["clone", "owner/box", "--to", target.to_str().unwrap()]);
+    assert_eq!(job["state"], "done", "{job}");
+    let notes = job["notes"].to_string();
+    assert!(
+        notes.contains(&format!("brought the image {IMAGE} from owner")),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("could not be loaded") || notes.contains("aienv-test/not-built-anywhere"),
+        "an image the owner lacks too is a note, not a failed clone: {notes}"
+    );
+    assert!(
+        engine.docker(&["image", "inspect", IMAGE]).is_some(),
+        "the image arrived"
+    );
+
+    // The share serves only images its environments name.
+    let res = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!(
+            "{}/api/v1/shares/box/images?name=debian:latest",
+            owner.url
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
 }

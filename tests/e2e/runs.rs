@@ -17,7 +17,9 @@ fn workspace(node: &TestNode, dir: &Path, manifest: &str) -> String {
 }
 
 fn pgid(run: &Value) -> u64 {
-    run["handle"]["pgid"].as_u64().expect("a process run has a process group")
+    run["handle"]["pgid"]
+        .as_u64()
+        .expect("a process run has a process group")
 }
 
 fn run_state(node: &TestNode, id: &str) -> Value {
@@ -31,7 +33,10 @@ fn run_state(node: &TestNode, id: &str) -> Value {
 }
 
 fn http_json(method: reqwest::Method, url: &str, body: Option<Value>) -> (u16, Value) {
-    let c = reqwest::blocking::Client::builder().no_proxy().build().unwrap();
+    let c = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap();
     let mut req = c.request(method, url);
     if let Some(b) = body {
         req = req.json(&b);
@@ -70,15 +75,19 @@ fn a_cloned_jupyterlab_environment_starts_from_the_cli_and_the_api_and_its_link_
     std::fs::write(src.join("hello.ipynb"), "{}").unwrap();
     workspace(&a, &src, NOTEBOOK);
     let b = TestNode::start_with("user", &["--discovery-group", &group]).unwrap();
-    wait_for("the user to see the shared notebook", Duration::from_secs(10), || {
-        let catalog = b.json(&["catalog"]);
-        catalog
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["workspace"] == "nb")
-            .then_some(())
-    });
+    wait_for(
+        "the user to see the shared notebook",
+        Duration::from_secs(10),
+        || {
+            let catalog = b.json(&["catalog"]);
+            catalog
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["workspace"] == "nb")
+                .then_some(())
+        },
+    );
     let target = tmp.path().join("clone");
     let out = b.cli(&["clone", "owner/nb", "--to", target.to_str().unwrap()]);
     assert!(out.status.success(), "{:?}", text(&out));
@@ -92,17 +101,31 @@ fn a_cloned_jupyterlab_environment_starts_from_the_cli_and_the_api_and_its_link_
         .find(|w| w.starts_with("http://127.0.0.1:") && w.contains("/lab?token="))
         .unwrap_or_else(|| panic!("no JupyterLab link in {stdout}"))
         .to_string();
-    assert_eq!(http_status(&link), 200, "the link with its token opens JupyterLab");
+    assert_eq!(
+        http_status(&link),
+        200,
+        "the link with its token opens JupyterLab"
+    );
     let (base, token) = link.split_once("/lab?token=").unwrap();
-    assert_eq!(http_status(&format!("{base}/api/contents?token={token}")), 200);
-    assert_eq!(http_status(&format!("{base}/api/contents")), 403, "no token, no access");
+    assert_eq!(
+        http_status(&format!("{base}/api/contents?token={token}")),
+        200
+    );
+    assert_eq!(
+        http_status(&format!("{base}/api/contents")),
+        403,
+        "no token, no access"
+    );
     assert!(target.join(".aienv/venv/lab/bin/jupyter").exists());
     let runs = b.json(&["runs"]);
     let id = runs[0]["id"].as_str().unwrap().to_string();
     let group = pgid(&runs[0]);
     let out = b.cli(&["stop", &id]);
     assert!(out.status.success(), "{:?}", text(&out));
-    assert!(group_members(group).is_empty(), "nothing of the run is left");
+    assert!(
+        group_members(group).is_empty(),
+        "nothing of the run is left"
+    );
     assert_eq!(http_status(&link), 0);
 
     // From the API: the venv is reused, a new token and port are chosen.
@@ -184,8 +207,14 @@ fn failures_are_clear_and_leave_no_process() {
     };
 
     let (err, run) = fail("missing", &[]);
-    assert!(err.contains("server failed: command not found (exit 127)"), "{err}");
-    assert!(err.contains("no-such-program-aienv"), "the log's last lines are quoted: {err}");
+    assert!(
+        err.contains("server failed: command not found (exit 127)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("no-such-program-aienv"),
+        "the log's last lines are quoted: {err}"
+    );
     assert_eq!(run["state"], "failed");
 
     let (err, run) = fail("crash", &[]);
@@ -194,9 +223,15 @@ fn failures_are_clear_and_leave_no_process() {
     assert!(group_members(pgid(&run)).is_empty());
 
     let (err, run) = fail("silent", &[]);
-    assert!(err.contains("api did not become ready: waited 1 s for port"), "{err}");
+    assert!(
+        err.contains("api did not become ready: waited 1 s for port"),
+        "{err}"
+    );
     assert!(err.contains("warming up"), "{err}");
-    assert!(group_members(pgid(&run)).is_empty(), "the sleeper was stopped");
+    assert!(
+        group_members(pgid(&run)).is_empty(),
+        "the sleeper was stopped"
+    );
 
     // Not enough machine: said exactly, nothing started; --force starts it anyway.
     let before = node.json(&["runs"]).as_array().unwrap().len();
@@ -207,22 +242,38 @@ fn failures_are_clear_and_leave_no_process() {
         err.contains("needs 1 GPU with 16 GB; this machine has none") && err.contains("--force"),
         "{err}"
     );
-    assert_eq!(node.json(&["runs"]).as_array().unwrap().len(), before, "nothing was started");
+    assert_eq!(
+        node.json(&["runs"]).as_array().unwrap().len(),
+        before,
+        "nothing was started"
+    );
     let forced = node.json(&["run", "bad", "gpu", "--force"]);
     assert_eq!(forced["state"], "running", "{forced}");
-    assert!(forced["notes"][0].as_str().unwrap().contains("--force"), "{forced}");
+    assert!(
+        forced["notes"][0].as_str().unwrap().contains("--force"),
+        "{forced}"
+    );
 
     // The fallback runs it without a GPU and says so.
     let fb = node.json(&["run", "bad", "gpu-or-cpu"]);
     assert!(
-        fb["notes"][0].as_str().unwrap().contains("using the no-gpu fallback (DEVICE=cpu)"),
+        fb["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("using the no-gpu fallback (DEVICE=cpu)"),
         "{fb}"
     );
     let id = fb["id"].as_str().unwrap().to_string();
-    wait_for("the fallback's variable in the log", Duration::from_secs(10), || {
-        let out = node.cli(&["logs", &id]);
-        String::from_utf8_lossy(&out.stdout).contains("device=cpu").then_some(())
-    });
+    wait_for(
+        "the fallback's variable in the log",
+        Duration::from_secs(10),
+        || {
+            let out = node.cli(&["logs", &id]);
+            String::from_utf8_lossy(&out.stdout)
+                .contains("device=cpu")
+                .then_some(())
+        },
+    );
 
     // Stopping twice, and a run that does not exist.
     for r in [&forced, &fb] {
@@ -232,9 +283,17 @@ fn failures_are_clear_and_leave_no_process() {
     }
     let out = node.cli(&["stop", id.as_str()]);
     assert!(!out.status.success());
-    assert!(text(&out).1.contains("is not running (it is stopped)"), "{:?}", text(&out));
+    assert!(
+        text(&out).1.contains("is not running (it is stopped)"),
+        "{:?}",
+        text(&out)
+    );
     let out = node.cli(&["logs", "feedfacecafe"]);
-    assert!(text(&out).1.contains("no run \"feedfacecafe\""), "{:?}", text(&out));
+    assert!(
+        text(&out).1.contains("no run \"feedfacecafe\""),
+        "{:?}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -256,7 +315,10 @@ fn a_fixed_port_someone_holds_is_refused_before_anything_starts() {
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "port_taken");
     assert!(
-        body["error"]["message"].as_str().unwrap().contains(&format!("port {port}")),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("port {port}")),
         "{body}"
     );
     assert!(node.json(&["runs"]).as_array().unwrap().is_empty());
@@ -302,7 +364,7 @@ fn runs_outlive_a_killed_node_and_are_found_again_and_logs_stream() {
     let log = rt
         .block_on(events.until_match("run_log", ticks, Duration::from_secs(10)))
         .unwrap();
-    assert!(log["log"]["lines"].as_array().unwrap().len() >= 1);
+    assert!(!log["log"]["lines"].as_array().unwrap().is_empty());
     let short = node.json(&["run", "srv", "short"]);
 
     // kill -9 of the node: its runs go on.
@@ -312,12 +374,18 @@ fn runs_outlive_a_killed_node_and_are_found_again_and_logs_stream() {
     node.restart(&[]).unwrap();
     let found = run_state(&node, &id);
     assert_eq!(found["state"], "running", "{found}");
-    let ended = wait_for("the short run to be marked ended", Duration::from_secs(10), || {
-        let r = run_state(&node, short["id"].as_str().unwrap());
-        (r["state"] == "exited").then_some(r)
-    });
+    let ended = wait_for(
+        "the short run to be marked ended",
+        Duration::from_secs(10),
+        || {
+            let r = run_state(&node, short["id"].as_str().unwrap());
+            (r["state"] == "exited").then_some(r)
+        },
+    );
     assert!(
-        ended["notes"].to_string().contains("ended while the node was not running"),
+        ended["notes"]
+            .to_string()
+            .contains("ended while the node was not running"),
         "{ended}"
     );
     // The adopted run's log still streams, and it stops as a whole.

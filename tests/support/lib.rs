@@ -60,7 +60,11 @@ impl TestNode {
     }
 
     /// [`TestNode::start_with`] with environment variables for the node process.
-    pub fn start_with_env(name: &str, extra: &[&str], env: &[(&str, &str)]) -> anyhow::Result<TestNode> {
+    pub fn start_with_env(
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<TestNode> {
         let tmp = tempfile::tempdir()?;
         let data_dir = tmp.path().join("data");
         let mut node = Self::start_in_env(&data_dir, name, extra, env)?;

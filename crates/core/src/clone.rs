@@ -23,6 +23,10 @@ pub struct CloneJob {
     pub error: Option<String>,
     /// The registered workspace, once done.
     pub result_workspace_id: Option<String>,
+    /// What fitting the clone to this machine found or did (images brought, environments that
+    /// do not fit here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub started_ms: u64,
     pub finished_ms: Option<u64>,
 }

@@ -54,7 +54,10 @@ pub enum RunState {
 
 impl RunState {
     pub fn is_final(self) -> bool {
-        matches!(self, RunState::Stopped | RunState::Exited | RunState::Failed)
+        matches!(
+            self,
+            RunState::Stopped | RunState::Exited | RunState::Failed
+        )
     }
 }
 

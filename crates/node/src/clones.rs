@@ -193,6 +193,7 @@ impl Node {
             progress: CloneProgress::default(),
             error: None,
             result_workspace_id: None,
+            notes: Vec::new(),
             started_ms: now_ms(),
             finished_ms: None,
         };
@@ -247,6 +248,10 @@ impl Node {
             .transfer(&job, &peer, compress, counters.clone(), cancelled)
             .await;
         ticker.abort();
+        let notes = match &result {
+            Ok(ws) => self.adapt_after_clone(ws, &peer, &job.workspace_id).await,
+            Err(_) => Vec::new(),
+        };
         let staging = staging_for(&job.target);
         let (state, error, ws) = match result {
             Ok(ws) => (CloneState::Done, None, Some(ws)),
@@ -276,6 +281,7 @@ impl Node {
             j.finished_ms = Some(now_ms());
             j.progress = snapshot(&counters, &j.progress, Duration::ZERO);
             j.result_workspace_id = ws.as_ref().map(|w: &Workspace| w.id.clone());
+            j.notes = notes;
             j.clone()
         };
         lock(&self.inner.running_clones).remove(&id);
@@ -369,14 +375,76 @@ impl Node {
                 "the clone is complete but could not be registered: {e}"
             ))
         })?;
-        self.adapt_after_clone(&ws);
         Ok(ws)
     }
 
-    /// The hook where the runtime fits a fresh clone to this machine (Python environment,
-    /// GPU variant, paths). The runtime issue fills it in; until then a clone is used as it is.
-    fn adapt_after_clone(&self, ws: &Workspace) {
-        tracing::debug!(workspace = %ws.name, "clone registered; no runtime adaptation yet");
+    /// Fits a fresh clone to this machine: brings the images of its container environments
+    /// that the engine here lacks (from the peer it came from), and says which environments do
+    /// not fit this machine and why. Python environments are set up at their first run. Nothing
+    /// here fails the clone: what could not be done becomes a note that says what to do.
+    async fn adapt_after_clone(&self, ws: &Workspace, peer: &Peer, remote_ws: &str) -> Vec<String> {
+        let Some(m) = &ws.manifest else {
+            return Vec::new();
+        };
+        let mut notes = Vec::new();
+        let machine = self.resources().await;
+        for env in &m.environments {
+            let fit = aienv_runtime::fit::check(env, &machine);
+            if !fit.fits() {
+                notes.push(format!(
+                    "{} does not fit this machine: {}",
+                    env.name,
+                    fit.missing.join("; ")
+                ));
+            }
+        }
+        let images: std::collections::BTreeSet<&String> = m
+            .environments
+            .iter()
+            .filter_map(|e| e.image.as_ref())
+            .collect();
+        for image in images {
+            match aienv_runtime::image::present(image).await {
+                Ok(true) => {}
+                Ok(false) => match self.fetch_image(peer, remote_ws, image).await {
+                    Ok(()) => notes.push(format!("brought the image {image} from {}", peer.name)),
+                    Err(e) => notes.push(format!(
+                        "{e}; get it with `docker pull {image}`, or clone again to retry"
+                    )),
+                },
+                // No engine here: the container environments say so when they are run.
+                Err(_) => {}
+            }
+        }
+        notes
+    }
+
+    /// Streams an image from the peer's share into this machine's engine.
+    async fn fetch_image(
+        &self,
+        peer: &Peer,
+        remote_ws: &str,
+        image: &str,
+    ) -> std::result::Result<(), aienv_runtime::RunError> {
+        use aienv_runtime::RunError;
+        let url = format!("{}/api/v1/shares/{remote_ws}/images", peer.url);
+        let res = aienv_sharing::peer_client()
+            .get(url)
+            .query(&[("name", image)])
+            .send()
+            .await
+            .map_err(|e| {
+                RunError::Image(format!("{} did not send the image {image}: {e}", peer.name))
+            })?;
+        if !res.status().is_success() {
+            let status = res.status();
+            let why = res.text().await.unwrap_or_default();
+            return Err(RunError::Image(format!(
+                "{} did not send the image {image} ({status}: {why})",
+                peer.name
+            )));
+        }
+        aienv_runtime::image::import(image, res.bytes_stream()).await
     }
 
     fn spawn_progress(&self, id: String, counters: Arc<Counters>) -> tokio::task::JoinHandle<()> {

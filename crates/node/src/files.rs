@@ -96,3 +96,35 @@ impl Node {
         Ok((w.path, m, indices))
     }
 }
+
+impl Node {
+    /// The `docker save` stream of an image a shared workspace's container environment names.
+    /// Any other image is refused: a share exposes what its manifest names, nothing else.
+    pub async fn share_image(
+        &self,
+        ws: &str,
+        image: &str,
+    ) -> Result<
+        impl futures_util::Stream<Item = std::result::Result<bytes::Bytes, std::io::Error>>
+        + Send
+        + 'static,
+    > {
+        let w = self.workspace(ws)?;
+        let named = w
+            .manifest
+            .as_ref()
+            .filter(|m| m.sharing.enabled)
+            .is_some_and(|m| {
+                m.environments
+                    .iter()
+                    .any(|e| e.image.as_deref() == Some(image))
+            });
+        if !named {
+            return Err(NodeError::NotFound(format!(
+                "workspace {:?} is not shared, or none of its environments uses the image {image:?}",
+                w.name
+            )));
+        }
+        Ok(aienv_runtime::image::export(image).await?)
+    }
+}

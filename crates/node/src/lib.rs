@@ -34,11 +34,11 @@ use aienv_core::{Event, Workspace};
 use tokio::sync::broadcast;
 
 pub use aienv_discovery::Status as DiscoveryStatus;
+pub use aienv_runtime::RunError;
 pub use aienv_sharing::{CatalogEntry, FileManifest, ShareList};
 pub use clones::CloneRequest;
 pub use datadir::{NODE_FILE, NodeRecord, create as create_data_dir, read_record};
 pub use error::{NodeError, Result};
-pub use aienv_runtime::RunError;
 pub use online::DiscoveryReport;
 pub use workspaces::{NewWorkspace, WorkspacePatch};
 

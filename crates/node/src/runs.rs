@@ -63,12 +63,20 @@ impl Node {
             ))
         })?;
         let env = manifest.environment(&req.environment).ok_or_else(|| {
-            let known: Vec<&str> = manifest.environments.iter().map(|e| e.name.as_str()).collect();
+            let known: Vec<&str> = manifest
+                .environments
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect();
             NodeError::NotFound(format!(
                 "workspace {} has no environment {:?} (it has: {})",
                 ws.name,
                 req.environment,
-                if known.is_empty() { "none".into() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
             ))
         })?;
         let machine = self.resources().await;
@@ -211,7 +219,11 @@ impl Node {
                     r.state = RunState::Running;
                 }
             }),
-            Some(why) if self.run(id).is_ok_and(|r| r.state == RunState::WaitingReady) => {
+            Some(why)
+                if self
+                    .run(id)
+                    .is_ok_and(|r| r.state == RunState::WaitingReady) =>
+            {
                 let _ = running.stop(Duration::from_secs(3)).await;
                 self.finish(id, RunState::Failed, Some(with_log(&why, &plan.log)));
             }
@@ -312,7 +324,11 @@ impl Node {
         else {
             return;
         };
-        let open: Vec<Run> = runs.iter().filter(|r| !r.state.is_final()).cloned().collect();
+        let open: Vec<Run> = runs
+            .iter()
+            .filter(|r| !r.state.is_final())
+            .cloned()
+            .collect();
         {
             let mut map = lock(&self.inner.runs);
             for r in runs {
@@ -320,7 +336,9 @@ impl Node {
             }
         }
         for r in &open {
-            self.inner.ports.reserve(r.tools.iter().filter_map(|t| t.port));
+            self.inner
+                .ports
+                .reserve(r.tools.iter().filter_map(|t| t.port));
         }
         let node = self.clone();
         tokio::spawn(async move {
@@ -331,9 +349,15 @@ impl Node {
     }
 
     async fn adopt(&self, run: Run) {
-        let Some(running) = self.inner.backends.adopt(&run.handle, run.log.clone()).await else {
+        let Some(running) = self
+            .inner
+            .backends
+            .adopt(&run.handle, run.log.clone())
+            .await
+        else {
             self.update_run(&run.id, |r| {
-                r.notes.push("it ended while the node was not running".into());
+                r.notes
+                    .push("it ended while the node was not running".into());
             });
             self.finish(&run.id, RunState::Exited, None);
             return;

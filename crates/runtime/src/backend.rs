@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use aienv_core::EnvKind;
 use aienv_core::resources::Resources;
 use aienv_core::run::RunHandle;
-use aienv_core::EnvKind;
 
 use crate::container::{self, ContainerRun};
 use crate::error::RunError;

@@ -49,12 +49,19 @@ pub async fn start(plan: &RunPlan, use_gpus: bool) -> Result<ContainerRun, RunEr
                  (or clone the environment from a peer that has it)",
                 engine.name, engine.name
             )),
-            _ => RunError::Engine(format!("{} could not be asked about {image:?}: {e}", engine.name)),
+            _ => RunError::Engine(format!(
+                "{} could not be asked about {image:?}: {e}",
+                engine.name
+            )),
         });
     }
     let mut out = logs::open_append(&plan.log)
         .map_err(|e| RunError::io(format!("cannot write the log {}", plan.log.display()), e))?;
-    let _ = writeln!(out, "[aienv] starting a container from {image} ({})", engine.name);
+    let _ = writeln!(
+        out,
+        "[aienv] starting a container from {image} ({})",
+        engine.name
+    );
 
     let ports: HashMap<String, Option<Vec<PortBinding>>> = plan
         .publish
@@ -109,7 +116,10 @@ pub async fn start(plan: &RunPlan, use_gpus: bool) -> Result<ContainerRun, RunEr
         host_config: Some(HostConfig {
             binds: Some(vec![format!("{}:{MOUNT}", plan.workspace.display())]),
             port_bindings: Some(ports),
-            memory: plan.env.memory_gb.map(|gb| (gb * (1u64 << 30) as f64) as i64),
+            memory: plan
+                .env
+                .memory_gb
+                .map(|gb| (gb * (1u64 << 30) as f64) as i64),
             nano_cpus: plan.env.cpus.map(|c| i64::from(c) * 1_000_000_000),
             device_requests,
             // An init as PID 1 (docker run --init): the command gets SIGTERM on stop (a PID 1
@@ -129,9 +139,20 @@ pub async fn start(plan: &RunPlan, use_gpus: bool) -> Result<ContainerRun, RunEr
             body,
         )
         .await
-        .map_err(|e| RunError::Start(format!("the container could not be created: {}", message(&e))))?;
+        .map_err(|e| {
+            RunError::Start(format!(
+                "the container could not be created: {}",
+                message(&e)
+            ))
+        })?;
     let id = created.id;
-    if let Err(e) = docker.start_container(&id, None::<bollard::query_parameters::StartContainerOptions>).await {
+    if let Err(e) = docker
+        .start_container(
+            &id,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+    {
         let _ = remove(&docker, &id).await;
         return Err(RunError::Start(format!(
             "the container did not start: {}",
@@ -150,7 +171,13 @@ pub async fn start(plan: &RunPlan, use_gpus: bool) -> Result<ContainerRun, RunEr
 /// Finds a run's container again after a restart. `None`: it is gone.
 pub async fn adopt(id: &str, log: std::path::PathBuf) -> Option<ContainerRun> {
     let (docker, engine) = crate::engine::detect().await.ok()?;
-    let c = docker.inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>).await.ok()?;
+    let c = docker
+        .inspect_container(
+            id,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .ok()?;
     if !c.state.and_then(|s| s.running).unwrap_or(false) {
         let _ = remove(&docker, id).await;
         return None;
@@ -162,7 +189,13 @@ pub async fn adopt(id: &str, log: std::path::PathBuf) -> Option<ContainerRun> {
 }
 
 /// Starts copying the container's output to the log and watching for its end.
-fn follow(docker: Docker, id: String, endpoint: String, log: std::path::PathBuf, since: i32) -> ContainerRun {
+fn follow(
+    docker: Docker,
+    id: String,
+    endpoint: String,
+    log: std::path::PathBuf,
+    since: i32,
+) -> ContainerRun {
     let (tx, exit) = watch::channel(None);
     let (d, i) = (docker.clone(), id.clone());
     tokio::spawn(async move {

@@ -72,9 +72,11 @@ pub async fn detect() -> Result<(Docker, ContainerEngine), String> {
         }
     }
     if tried.is_empty() {
-        Err("no container engine found (no Docker or Podman socket); install Docker or Podman \
+        Err(
+            "no container engine found (no Docker or Podman socket); install Docker or Podman \
              and start it"
-            .into())
+                .into(),
+        )
     } else {
         Err(format!(
             "the container engine does not answer ({}); start it (e.g. `sudo systemctl start \

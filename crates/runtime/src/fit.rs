@@ -64,7 +64,10 @@ pub fn check(env: &Environment, r: &Resources) -> Fit {
             .filter(|g| g.memory_total_mb as f64 >= need_mb * 0.97)
             .count() as u32;
         if usable < want_gpus {
-            let with = req.vram_gb.map(|gb| format!(" with {gb} GB")).unwrap_or_default();
+            let with = req
+                .vram_gb
+                .map(|gb| format!(" with {gb} GB"))
+                .unwrap_or_default();
             let plural = if want_gpus == 1 { "GPU" } else { "GPUs" };
             let has = if r.gpus.is_empty() {
                 "none".to_string()
@@ -180,14 +183,24 @@ mod tests {
         );
         // A 15 GB card is not a 16 GB card.
         let fit = check(&e, &machine(vec![t4()]));
-        assert!(fit.missing[1].contains("Tesla T4 (15 GB)"), "{:?}", fit.missing);
+        assert!(
+            fit.missing[1].contains("Tesla T4 (15 GB)"),
+            "{:?}",
+            fit.missing
+        );
         let cuda = env(serde_json::json!({"requires": {"gpus": 1, "cuda": "12.4"}}));
         let fit = check(&cuda, &machine(vec![t4()]));
         assert_eq!(
             fit.missing,
             ["needs CUDA 12.4; the driver here supports CUDA 12.2 (update the NVIDIA driver)"]
         );
-        assert!(check(&env(serde_json::json!({"requires": {"gpus": 1}})), &machine(vec![t4()])).fits());
+        assert!(
+            check(
+                &env(serde_json::json!({"requires": {"gpus": 1}})),
+                &machine(vec![t4()])
+            )
+            .fits()
+        );
     }
 
     #[test]
@@ -199,7 +212,11 @@ mod tests {
         let fit = check(&e, &machine(vec![]));
         assert!(fit.fits());
         assert_eq!(fit.fallback_env.unwrap()["DEVICE"], "cpu");
-        assert!(fit.note.unwrap().contains("using the no-gpu fallback (DEVICE=cpu)"));
+        assert!(
+            fit.note
+                .unwrap()
+                .contains("using the no-gpu fallback (DEVICE=cpu)")
+        );
         let e = env(serde_json::json!({
             "requires": {"gpus": 1, "ram_gb": 512},
             "fallback": {"when": "no-gpu"}

@@ -82,11 +82,6 @@ pub fn cuda_version(banner: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> String {
-        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/nvidia-smi/");
-        std::fs::read_to_string(format!("{p}{name}")).unwrap()
-    }
-
     /// Every `NAME.csv` + `NAME.txt` pair recorded with `bench/record-gpu.sh` on a machine
     /// with GPUs: the query output and the banner of plain `nvidia-smi`.
     #[test]
@@ -119,7 +114,13 @@ mod tests {
         let gpus = parse(csv, None);
         assert_eq!(gpus.len(), 1);
         assert_eq!(gpus[0].memory_total_mb, 15360);
-        assert_eq!(cuda_version("| NVIDIA-SMI 535.104.05   Driver Version: 535.104.05   CUDA Version: 12.2     |").as_deref(), Some("12.2"));
+        assert_eq!(
+            cuda_version(
+                "| NVIDIA-SMI 535.104.05   Driver Version: 535.104.05   CUDA Version: 12.2     |"
+            )
+            .as_deref(),
+            Some("12.2")
+        );
         assert_eq!(cuda_version("no banner"), None);
     }
 }

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod error;
 pub mod fit;
 pub mod gpu;
+pub mod image;
 pub mod logs;
 pub mod plan;
 pub mod ports;

@@ -139,7 +139,12 @@ fn make_holding(i: &Inputs<'_>, ports: &Ports, held: &mut Vec<u16>) -> Result<Ru
     vars.insert("PYTHONUNBUFFERED".into(), "1".into());
     vars.insert("OMP_NUM_THREADS".into(), i.resources.cpus.to_string());
     if !i.resources.gpus.is_empty() {
-        let ids: Vec<String> = i.resources.gpus.iter().map(|g| g.index.to_string()).collect();
+        let ids: Vec<String> = i
+            .resources
+            .gpus
+            .iter()
+            .map(|g| g.index.to_string())
+            .collect();
         vars.insert("CUDA_VISIBLE_DEVICES".into(), ids.join(","));
     }
     if let Some(first) = tools.iter().find_map(|t| t.port) {

@@ -76,7 +76,10 @@ mod tests {
         assert_ne!(a, b);
         // Reserved by a run: a second run asking for it by number is refused.
         let e = ports.allocate("c", Some(a)).unwrap_err().to_string();
-        assert!(e.contains(&a.to_string()) && e.contains("remove `port`"), "{e}");
+        assert!(
+            e.contains(&a.to_string()) && e.contains("remove `port`"),
+            "{e}"
+        );
         // Held by another program.
         let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let held = l.local_addr().unwrap().port();

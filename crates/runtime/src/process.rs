@@ -141,7 +141,8 @@ impl Group {
                 None => format!("{} was killed by a signal", e.label),
             });
         }
-        self.is_gone().then(|| "every process of the run has exited".into())
+        self.is_gone()
+            .then(|| "every process of the run has exited".into())
     }
 
     pub fn is_gone(&self) -> bool {
@@ -289,7 +290,10 @@ mod tests {
         .await
         .unwrap();
         assert!(group_members(g.pgid).len() >= 51);
-        assert!(!stop_group(g.pgid, Duration::from_secs(5)).await, "TERM was enough");
+        assert!(
+            !stop_group(g.pgid, Duration::from_secs(5)).await,
+            "TERM was enough"
+        );
         assert!(group_members(g.pgid).is_empty());
         tokio::time::timeout(Duration::from_secs(5), g.wait_gone())
             .await
@@ -302,7 +306,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("run.log");
         let g = Group::spawn(
-            &[("main".into(), Cmd::Shell("no-such-command-xyz --flag".into()))],
+            &[(
+                "main".into(),
+                Cmd::Shell("no-such-command-xyz --flag".into()),
+            )],
             dir.path(),
             &BTreeMap::new(),
             &log,

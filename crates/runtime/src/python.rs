@@ -32,7 +32,10 @@ pub fn find_uv() -> Option<PathBuf> {
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .unwrap_or_default()
         .into_iter()
-        .chain(home.iter().flat_map(|h| [h.join(".local/bin"), h.join(".cargo/bin")]))
+        .chain(
+            home.iter()
+                .flat_map(|h| [h.join(".local/bin"), h.join(".cargo/bin")]),
+        )
         .map(|d| d.join("uv"))
         .find(|p| p.is_file())
 }
@@ -56,7 +59,11 @@ pub async fn ensure(
             std::fs::read(&path).map_err(|e| {
                 RunError::Setup(format!(
                     "the Python {} file {} cannot be read ({e}); fix `python` in aienv.toml",
-                    if py.lock.is_some() { "lock" } else { "requirements" },
+                    if py.lock.is_some() {
+                        "lock"
+                    } else {
+                        "requirements"
+                    },
                     path.display()
                 ))
             })?
@@ -82,7 +89,8 @@ pub async fn ensure(
             let tail = logs::tail(log, 8).unwrap_or_default().join("\n");
             return Err(RunError::Setup(format!(
                 "setting up Python failed: {what} exited with {}; its last lines:\n{tail}",
-                g.exit_code().map_or("a signal".into(), |c| format!("code {c}"))
+                g.exit_code()
+                    .map_or("a signal".into(), |c| format!("code {c}"))
             )));
         }
     }
@@ -169,9 +177,8 @@ fn steps(
 }
 
 fn which(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p).any(|d| d.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
 }
 
 fn activate(venv: &Path) -> BTreeMap<String, String> {

@@ -16,7 +16,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, PartialEq)]
 pub enum Check {
     Tcp(u16),
-    Http { port: u16, path: String },
+    Http {
+        port: u16,
+        path: String,
+    },
     Log(String),
     /// Nothing to wait for (no port, no check): ready once started.
     Started,
@@ -26,8 +29,18 @@ impl Check {
     /// The check for a tool: what the manifest says, else a TCP connect to its port.
     pub fn for_tool(ready: Option<&Readiness>, port: Option<u16>) -> Check {
         match (ready, port) {
-            (Some(Readiness { log: Some(line), .. }), _) => Check::Log(line.clone()),
-            (Some(Readiness { http: Some(path), .. }), Some(port)) => Check::Http {
+            (
+                Some(Readiness {
+                    log: Some(line), ..
+                }),
+                _,
+            ) => Check::Log(line.clone()),
+            (
+                Some(Readiness {
+                    http: Some(path), ..
+                }),
+                Some(port),
+            ) => Check::Http {
                 port,
                 path: if path.starts_with('/') {
                     path.clone()
@@ -132,20 +145,32 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let t = Duration::from_secs(5);
-        wait(&Check::Tcp(port), log.clone(), t, || None).await.unwrap();
-        drop(l);
-        let e = wait(&Check::Tcp(port), log.clone(), Duration::from_millis(200), || None)
+        wait(&Check::Tcp(port), log.clone(), t, || None)
             .await
-            .unwrap_err();
-        assert!(e.contains("waited 0 s") && e.contains(&port.to_string()), "{e}");
+            .unwrap();
+        drop(l);
+        let e = wait(
+            &Check::Tcp(port),
+            log.clone(),
+            Duration::from_millis(200),
+            || None,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            e.contains("waited 0 s") && e.contains(&port.to_string()),
+            "{e}"
+        );
         let mut f = crate::logs::open_append(&log).unwrap();
         writeln!(f, "Server is running at ...").unwrap();
         wait(&Check::Log("is running".into()), log.clone(), t, || None)
             .await
             .unwrap();
-        let e = wait(&Check::Log("never".into()), log, t, || Some("exited with 3".into()))
-            .await
-            .unwrap_err();
+        let e = wait(&Check::Log("never".into()), log, t, || {
+            Some("exited with 3".into())
+        })
+        .await
+        .unwrap_err();
         assert_eq!(e, "exited with 3");
     }
 }

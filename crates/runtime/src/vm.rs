@@ -78,7 +78,10 @@ pub async fn start(plan: &RunPlan, accel: Accel) -> Result<Started, RunError> {
         if let Some(i) = &env.initrd {
             argv.extend(["-initrd".into(), file(i, "initrd")?.display().to_string()]);
         }
-        let args = env.kernel_args.as_deref().unwrap_or("console=ttyS0 panic=-1");
+        let args = env
+            .kernel_args
+            .as_deref()
+            .unwrap_or("console=ttyS0 panic=-1");
         argv.extend(["-append".into(), args.to_string()]);
     }
     if let Some(o) = &overlay {
@@ -92,7 +95,12 @@ pub async fn start(plan: &RunPlan, accel: Accel) -> Result<Started, RunError> {
         net.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{inside}"));
     }
     // e1000: the NIC nearly every guest kernel drives without extra modules.
-    argv.extend(["-netdev".into(), net, "-device".into(), "e1000,netdev=n0".into()]);
+    argv.extend([
+        "-netdev".into(),
+        net,
+        "-device".into(),
+        "e1000,netdev=n0".into(),
+    ]);
 
     let launch = |accel: Accel| {
         let mut a = argv.clone();
@@ -120,9 +128,9 @@ pub async fn start(plan: &RunPlan, accel: Accel) -> Result<Started, RunError> {
     }
     let notes = match accel {
         Accel::Kvm => vec!["the VM runs with KVM".into()],
-        Accel::Tcg => vec![
-            "the VM runs under software emulation (TCG): no usable KVM on this machine".into(),
-        ],
+        Accel::Tcg => {
+            vec!["the VM runs under software emulation (TCG): no usable KVM on this machine".into()]
+        }
     };
     Ok(Started {
         group,
@@ -182,7 +190,8 @@ async fn overlay(ws: &Path, env: &str, base: &Path) -> Result<PathBuf, RunError>
         }
     }
     let dir = ws.join(".aienv").join("vm").join(env);
-    std::fs::create_dir_all(&dir).map_err(|e| RunError::io(format!("cannot create {}", dir.display()), e))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| RunError::io(format!("cannot create {}", dir.display()), e))?;
     let overlay = dir.join("overlay.qcow2");
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     if overlay.exists() && modified(&overlay) >= modified(base) {

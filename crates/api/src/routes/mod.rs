@@ -49,6 +49,7 @@ pub(crate) fn api() -> OpenApiRouter<Node> {
         .routes(routes!(peers::shares))
         .routes(routes!(peers::files))
         .routes(routes!(transfer::stream))
+        .routes(routes!(transfer::image))
         .routes(routes!(clones::list, clones::start))
         .routes(routes!(clones::show, clones::cancel))
         .routes(routes!(peers::discovery))

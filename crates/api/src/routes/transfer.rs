@@ -82,3 +82,30 @@ impl Write for ChunkWriter {
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the receiver went away"))
     }
 }
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct ImageQuery {
+    /// The image, as a container environment of the workspace names it.
+    name: String,
+}
+
+/// Streams a container image (`docker save` format) that a container environment of the shared
+/// workspace uses, so that a peer cloning it needs no registry.
+#[utoipa::path(get, path = "/shares/{workspace}/images", tag = "lan",
+    params(("workspace" = String, Path, description = "workspace id or unique name"), ImageQuery),
+    responses(
+        (status = 200, description = "a tar stream (application/x-tar)"),
+        (status = 404, description = "not shared, or no environment uses that image", body = ErrorBody),
+        (status = 503, description = "no container engine here", body = ErrorBody)))]
+pub async fn image(
+    State(node): State<Node>,
+    Path(ws): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<ImageQuery>,
+) -> Result<Response, ApiError> {
+    let stream = node.share_image(&ws, &q.name).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        HttpBody::from_stream(stream),
+    )
+        .into_response())
+}

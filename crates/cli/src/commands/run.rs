@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use aienv_core::Event;
 use aienv_core::resources::Resources;
 use aienv_core::run::{Run, RunState};
-use aienv_core::Event;
 use anyhow::{Context, bail};
 use clap::Args;
 use futures_util::StreamExt;
@@ -68,18 +68,25 @@ pub async fn run(c: &Client, a: RunArgs) -> anyhow::Result<()> {
             eprintln!("note: {n}");
         }
         if r.state == RunState::Running || a.detach {
-            println!("run {} of {}/{}: {}", r.id, r.workspace_name, r.environment, word(r.state));
+            println!(
+                "run {} of {}/{}: {}",
+                r.id,
+                r.workspace_name,
+                r.environment,
+                word(r.state)
+            );
             for t in &r.tools {
-                println!("  {:<16} {}", t.name, t.url.as_deref().unwrap_or("(no link)"));
+                println!(
+                    "  {:<16} {}",
+                    t.name,
+                    t.url.as_deref().unwrap_or("(no link)")
+                );
             }
             println!("logs: aienv logs {} -f    stop: aienv stop {}", r.id, r.id);
         }
     });
     match run.state {
-        RunState::Failed => bail!(
-            "{}",
-            run.error.unwrap_or_else(|| "the run failed".into())
-        ),
+        RunState::Failed => bail!("{}", run.error.unwrap_or_else(|| "the run failed".into())),
         RunState::Exited | RunState::Stopped if !a.detach => {
             if !c.json {
                 eprintln!(
@@ -183,10 +190,18 @@ pub async fn resources(c: &Client) -> anyhow::Result<()> {
             bytes(r.ram_available_bytes)
         );
         if let Some(d) = &r.disk {
-            println!("disk:   {} free of {} on {}", bytes(d.available_bytes), bytes(d.total_bytes), d.mount_point);
+            println!(
+                "disk:   {} free of {} on {}",
+                bytes(d.available_bytes),
+                bytes(d.total_bytes),
+                d.mount_point
+            );
         }
         if r.gpus.is_empty() {
-            println!("gpus:   none ({})", r.gpu_note.as_deref().unwrap_or("none found"));
+            println!(
+                "gpus:   none ({})",
+                r.gpu_note.as_deref().unwrap_or("none found")
+            );
         }
         for g in &r.gpus {
             println!(
@@ -200,16 +215,26 @@ pub async fn resources(c: &Client) -> anyhow::Result<()> {
         }
         match &r.container_engine {
             Some(e) => println!("containers: {} {} at {}", e.name, e.version, e.endpoint),
-            None => println!("containers: none ({})", r.container_note.as_deref().unwrap_or("")),
+            None => println!(
+                "containers: none ({})",
+                r.container_note.as_deref().unwrap_or("")
+            ),
         }
         match &r.hypervisor {
             Some(h) => println!(
                 "vms:    {} {}{}",
                 h.qemu,
                 h.version,
-                if h.kvm { ", /dev/kvm usable" } else { ", software emulation only" }
+                if h.kvm {
+                    ", /dev/kvm usable"
+                } else {
+                    ", software emulation only"
+                }
             ),
-            None => println!("vms:    none ({})", r.hypervisor_note.as_deref().unwrap_or("")),
+            None => println!(
+                "vms:    none ({})",
+                r.hypervisor_note.as_deref().unwrap_or("")
+            ),
         }
     });
     Ok(())

@@ -183,7 +183,10 @@ impl Validator<'_> {
             ("disk", e.disk.as_ref().map(|s| s.span().start)),
             ("kernel", e.kernel.as_ref().map(|s| s.span().start)),
             ("initrd", e.initrd.as_ref().map(|s| s.span().start)),
-            ("kernel_args", e.kernel_args.as_ref().map(|s| s.span().start)),
+            (
+                "kernel_args",
+                e.kernel_args.as_ref().map(|s| s.span().start),
+            ),
         ] {
             self.only_for(&ctx, e.kind, key, at, &[EnvKind::Vm])?;
         }
@@ -240,7 +243,11 @@ impl Validator<'_> {
                 }
             }
         }
-        for (key, path) in [("disk", &e.disk), ("kernel", &e.kernel), ("initrd", &e.initrd)] {
+        for (key, path) in [
+            ("disk", &e.disk),
+            ("kernel", &e.kernel),
+            ("initrd", &e.initrd),
+        ] {
             if let Some(path) = path {
                 self.relative_path(&format!("{ctx}: {key}"), path)?;
             }
