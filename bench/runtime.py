@@ -13,7 +13,7 @@
 
 Usage: bench/runtime.py [--runs 20] [--bin target/release/aienv]
 """
-import argparse, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
 import urllib.request
 
 def free_port():
@@ -141,17 +141,26 @@ def main():
 
         # 3. 20 chatty runs with a WebSocket subscriber
         watcher = subprocess.Popen([binary, "events"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        received = []  # read as it comes: a full pipe would stall the subscriber, and so the node's sends
+        reader = threading.Thread(target=lambda: received.extend(watcher.stdout), daemon=True)
+        reader.start()
         ids = [call(f"{api}/runs", "POST", {"workspace": "bench", "environment": "chatty"})["id"] for _ in range(20)]
         time.sleep(2)
         c0, t0 = cpu_seconds(node.pid), time.perf_counter()
         time.sleep(10)
         c1, t1 = cpu_seconds(node.pid), time.perf_counter()
         for i in ids: call(f"{api}/runs/{i}", "DELETE")
+        time.sleep(0.5)
         watcher.terminate()
-        got = watcher.stdout.read().decode(errors="replace")
-        lines = sum(len(json.loads(l)["log"]["lines"]) for l in got.splitlines() if '"run_log"' in l)
+        reader.join(5)
+        got = b"".join(received).decode(errors="replace")
+        events = [json.loads(l) for l in got.splitlines() if '"run_log"' in l]
+        lines = sum(len(e["log"]["lines"]) for e in events)
+        written = sum(len(call(f"{api}/runs/{i}/logs?tail=10000")) for i in ids)
+        lagged = got.count('"lagged"')
         print(f"3. 20 runs x 20 lines/s, streamed: node CPU {100 * (c1 - c0) / (t1 - t0):.2f}% of a core; "
-              f"{lines} log lines reached the subscriber")
+              f"{lines} of the {written} lines written reached the subscriber in {len(events)} messages"
+              f"{f', {lagged} lagged' if lagged else ''}")
 
         # 4. resource probe
         call(f"{api}/resources")

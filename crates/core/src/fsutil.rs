@@ -38,6 +38,19 @@ pub fn atomic_write_with(
     result
 }
 
+/// Replaces `path` with `bytes` atomically (temp file + rename: a crashed writer never leaves a
+/// torn file) but without forcing it to disk. For state that means nothing after a power loss
+/// anyway, such as the process ids of runs, which a reboot ends; it keeps such frequent writes
+/// off the disk's flush path.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = temp_path(path);
+    let result = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// The temp file `atomic_write` uses for `path`: hidden, beside it, on the same filesystem (a
 /// rename across filesystems would not be atomic).
 pub fn temp_path(path: &Path) -> PathBuf {

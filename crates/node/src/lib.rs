@@ -147,6 +147,9 @@ impl Node {
         node.load_workspaces(loaded.entries);
         node.load_jobs();
         node.load_runs();
+        // Warm the resource probe (GPUs, engine, QEMU) so the first run does not wait for it.
+        let warm = node.clone();
+        tokio::spawn(async move { warm.resources().await });
         tracing::debug!(elapsed = ?started.elapsed(), "node loaded");
         Ok(node)
     }

@@ -307,10 +307,14 @@ impl Node {
     }
 
     fn save_runs(&self) {
-        let runs = self.runs();
+        // Under the table's lock: two runs changing at once must not interleave their writes.
+        let runs = lock(&self.inner.runs);
+        let mut list: Vec<&Run> = runs.values().collect();
+        list.sort_by_key(|r| std::cmp::Reverse(r.started_ms));
         let path = self.inner.data_dir.path().join(RUNS_FILE);
-        let bytes = serde_json::to_vec_pretty(&runs).expect("runs serialise");
-        if let Err(e) = aienv_core::fsutil::atomic_write(&path, &bytes) {
+        let bytes = serde_json::to_vec_pretty(&list).expect("runs serialise");
+        // No fsync: what this file holds (process groups, container ids) ends with a power loss.
+        if let Err(e) = aienv_core::fsutil::replace_file(&path, &bytes) {
             tracing::warn!("cannot save {}: {e}", path.display());
         }
     }

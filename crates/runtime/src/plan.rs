@@ -114,7 +114,7 @@ fn make_holding(i: &Inputs<'_>, ports: &Ports, held: &mut Vec<u16>) -> Result<Ru
             port,
             command: t.command.as_deref().map(|c| template::fill(c, &vars)),
             url: t.url.as_deref().map(|u| template::fill(u, &vars)),
-            check: Check::for_tool(t.ready.as_ref(), port),
+            check: Check::for_tool(t.ready.as_ref(), port, env.kind != EnvKind::Process),
             timeout: t
                 .ready
                 .as_ref()

@@ -15,7 +15,12 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Check {
-    Tcp(u16),
+    /// A connection to the port. `forwarded`: the port is a forwarder's (a container's published
+    /// port, a VM's forwarded one), which accepts even while nothing listens behind it.
+    Tcp {
+        port: u16,
+        forwarded: bool,
+    },
     Http {
         port: u16,
         path: String,
@@ -27,7 +32,7 @@ pub enum Check {
 
 impl Check {
     /// The check for a tool: what the manifest says, else a TCP connect to its port.
-    pub fn for_tool(ready: Option<&Readiness>, port: Option<u16>) -> Check {
+    pub fn for_tool(ready: Option<&Readiness>, port: Option<u16>, forwarded: bool) -> Check {
         match (ready, port) {
             (
                 Some(Readiness {
@@ -48,14 +53,14 @@ impl Check {
                     format!("/{path}")
                 },
             },
-            (_, Some(port)) => Check::Tcp(port),
+            (_, Some(port)) => Check::Tcp { port, forwarded },
             _ => Check::Started,
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
-            Check::Tcp(p) => format!("port {p} to accept connections"),
+            Check::Tcp { port, .. } => format!("port {port} to accept connections"),
             Check::Http { port, path } => format!("http://127.0.0.1:{port}{path} to answer 2xx"),
             Check::Log(l) => format!("the log line {l:?}"),
             Check::Started => "the start".into(),
@@ -86,7 +91,7 @@ pub async fn wait(
         }
         let ok = match check {
             Check::Started => true,
-            Check::Tcp(port) => tcp_answers(*port).await,
+            Check::Tcp { port, forwarded } => tcp_answers(*port, *forwarded).await,
             Check::Http { port, path } => http
                 .get(format!("http://127.0.0.1:{port}{path}"))
                 .send()
@@ -114,11 +119,14 @@ pub async fn wait(
 /// A connection that is accepted and stays open. A port forwarder (Docker's proxy, QEMU's user
 /// network) accepts on the tool's behalf and closes at once while nothing listens behind it:
 /// that early end of stream counts as not ready. A server that speaks first is ready too.
-async fn tcp_answers(port: u16) -> bool {
+async fn tcp_answers(port: u16, forwarded: bool) -> bool {
     use tokio::io::AsyncReadExt;
     let Ok(mut stream) = tokio::net::TcpStream::connect(local(port)).await else {
         return false;
     };
+    if !forwarded {
+        return true;
+    }
     let mut byte = [0u8; 1];
     match tokio::time::timeout(FORWARDER_GRACE, stream.read(&mut byte)).await {
         Ok(Ok(0)) | Ok(Err(_)) => false,
@@ -145,18 +153,16 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let t = Duration::from_secs(5);
-        wait(&Check::Tcp(port), log.clone(), t, || None)
-            .await
-            .unwrap();
+        let tcp = Check::Tcp {
+            port,
+            forwarded: true,
+        };
+        // A listener that never accepts keeps the connection open: that counts as answering.
+        wait(&tcp, log.clone(), t, || None).await.unwrap();
         drop(l);
-        let e = wait(
-            &Check::Tcp(port),
-            log.clone(),
-            Duration::from_millis(200),
-            || None,
-        )
-        .await
-        .unwrap_err();
+        let e = wait(&tcp, log.clone(), Duration::from_millis(200), || None)
+            .await
+            .unwrap_err();
         assert!(
             e.contains("waited 0 s") && e.contains(&port.to_string()),
             "{e}"

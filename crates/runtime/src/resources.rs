@@ -2,11 +2,13 @@
 //! hypervisor), fast enough to ask on every run and every UI refresh.
 //!
 //! Memory and disk are read fresh each time through one kept `sysinfo` handle; the slow parts
-//! (running `nvidia-smi`, asking the container engine, `qemu --version`) are cached for a few
-//! seconds, which keeps a warm probe to about a millisecond.
+//! (running `nvidia-smi`, asking the container engine, `qemu --version`) are cached and, once
+//! older than a few seconds, refreshed in the background while the cached answer is served, so
+//! no caller but the very first waits for them (a run's start included).
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aienv_core::resources::{ContainerEngine, Disk, Gpu, Hypervisor, Resources};
@@ -14,7 +16,7 @@ use sysinfo::{CpuRefreshKind, Disks, RefreshKind, System};
 
 use crate::{engine, gpu};
 
-/// How long GPU, engine and hypervisor findings are reused.
+/// How old GPU, engine and hypervisor findings may get before a background refresh.
 const SLOW_TTL: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
@@ -24,7 +26,8 @@ pub struct Probe {
     sys: Mutex<System>,
     disks: Mutex<Disks>,
     cpu_model: String,
-    slow: tokio::sync::Mutex<Option<(Instant, Slow)>>,
+    slow: Arc<Mutex<Option<(Instant, Slow)>>>,
+    refreshing: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,7 +51,8 @@ impl Probe {
             sys: Mutex::new(sys),
             disks: Mutex::new(Disks::new_with_refreshed_list()),
             cpu_model,
-            slow: tokio::sync::Mutex::new(None),
+            slow: Arc::default(),
+            refreshing: Arc::default(),
         }
     }
 
@@ -96,27 +100,43 @@ impl Probe {
     }
 
     /// Forgets cached findings (e.g. after the container engine was started).
-    pub async fn refresh(&self) {
-        *self.slow.lock().await = None;
+    pub fn refresh(&self) {
+        *self.slow.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     async fn slow(&self) -> Slow {
-        let mut cached = self.slow.lock().await;
-        if let Some((at, slow)) = cached.as_ref()
-            && at.elapsed() < SLOW_TTL
-        {
-            return slow.clone();
+        let cached = self.slow.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match cached {
+            Some((at, slow)) => {
+                if at.elapsed() >= SLOW_TTL && !self.refreshing.swap(true, Ordering::SeqCst) {
+                    let (cache, busy) = (self.slow.clone(), self.refreshing.clone());
+                    tokio::spawn(async move {
+                        let fresh = probe_slow().await;
+                        *cache.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some((Instant::now(), fresh));
+                        busy.store(false, Ordering::SeqCst);
+                    });
+                }
+                slow
+            }
+            None => {
+                let fresh = probe_slow().await;
+                *self.slow.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((Instant::now(), fresh.clone()));
+                fresh
+            }
         }
-        let gpus = tokio::task::spawn_blocking(gpu::probe);
-        let hypervisor = tokio::task::spawn_blocking(hypervisor);
-        let engine = engine::detect().await.map(|(_, e)| e);
-        let slow = Slow {
-            gpus: gpus.await.unwrap_or_else(|e| Err(e.to_string())),
-            engine,
-            hypervisor: hypervisor.await.unwrap_or_else(|e| Err(e.to_string())),
-        };
-        *cached = Some((Instant::now(), slow.clone()));
-        slow
+    }
+}
+
+async fn probe_slow() -> Slow {
+    let gpus = tokio::task::spawn_blocking(gpu::probe);
+    let hypervisor = tokio::task::spawn_blocking(hypervisor);
+    let engine = engine::detect().await.map(|(_, e)| e);
+    Slow {
+        gpus: gpus.await.unwrap_or_else(|e| Err(e.to_string())),
+        engine,
+        hypervisor: hypervisor.await.unwrap_or_else(|e| Err(e.to_string())),
     }
 }
 

@@ -41,7 +41,7 @@ pub struct LogsArgs {
 }
 
 /// How often `aienv run` asks how far its run got (loopback: cheap, and it bounds the delay).
-const POLL: Duration = Duration::from_millis(20);
+const POLL: Duration = Duration::from_millis(10);
 
 pub async fn run(c: &Client, a: RunArgs) -> anyhow::Result<()> {
     let body = json!({ "workspace": a.workspace, "environment": a.environment, "force": a.force });
