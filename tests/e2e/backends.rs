@@ -280,8 +280,10 @@ fn a_vm_environment_boots_serves_and_stops_and_its_base_disk_stays_untouched() {
     assert_eq!(runs[0]["state"], "failed");
 }
 
-/// A second Docker daemon of the test's own (own data root and socket, no networking), playing
-/// the engine of another machine that lacks the image. Stopped and removed on drop.
+/// A second Docker daemon of the test's own, playing the engine of another machine that lacks
+/// the image: its own data root and socket, in a network namespace of its own (`unshare --net`:
+/// a daemon started with networking off removes the `docker0` bridge of the namespace it runs
+/// in, so it must not run in the host's). Stopped on drop; its namespace ends with it.
 struct SecondEngine {
     pid: u32,
     dir: tempfile::TempDir,
@@ -292,7 +294,8 @@ impl SecondEngine {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
-        let child = Command::new("dockerd")
+        let child = Command::new("unshare")
+            .args(["--net", "dockerd"])
             .arg("--data-root")
             .arg(d.join("data"))
             .arg("--exec-root")
@@ -335,12 +338,12 @@ impl SecondEngine {
 
 impl Drop for SecondEngine {
     fn drop(&mut self) {
+        // `unshare` execs dockerd, so the child's pid is the daemon's.
         let _ = Command::new("kill").arg(self.pid.to_string()).status();
         for _ in 0..100 {
-            if !Path::new(&format!("/proc/{}", self.pid)).exists()
-                || std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
-                    .is_ok_and(|s| s.contains(") Z "))
-            {
+            let gone = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+                .map_or(true, |s| s.contains(") Z "));
+            if gone {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -348,9 +351,19 @@ impl Drop for SecondEngine {
     }
 }
 
+/// Why a second engine cannot be started here, if it cannot.
+fn second_engine_missing() -> Option<String> {
+    if let Some(why) = docker_missing() {
+        return Some(why);
+    }
+    let root = Command::new("id").arg("-u").output().ok()?;
+    (!root.stdout.starts_with(b"0"))
+        .then(|| "needs root to start a second Docker daemon in a network namespace".to_string())
+}
+
 #[test]
 fn cloning_a_container_environment_brings_its_image_to_an_engine_that_lacks_it() {
-    if skip_without("image transfer test", docker_missing()) {
+    if skip_without("image transfer test", second_engine_missing()) {
         return;
     }
     let engine = SecondEngine::start();
