@@ -285,7 +285,7 @@ fn a_vm_environment_boots_serves_and_stops_and_its_base_disk_stays_untouched() {
 /// a daemon started with networking off removes the `docker0` bridge of the namespace it runs
 /// in, so it must not run in the host's). Stopped on drop; its namespace ends with it.
 struct SecondEngine {
-    pid: u32,
+    daemon: std::process::Child,
     dir: tempfile::TempDir,
 }
 
@@ -310,10 +310,7 @@ impl SecondEngine {
             .stderr(log)
             .spawn()
             .expect("dockerd runs");
-        let engine = SecondEngine {
-            pid: child.id(),
-            dir,
-        };
+        let engine = SecondEngine { daemon: child, dir };
         aienv_e2e::wait_for("the second dockerd", Duration::from_secs(30), || {
             engine.docker(&["info"]).map(|_| ())
         });
@@ -338,16 +335,11 @@ impl SecondEngine {
 
 impl Drop for SecondEngine {
     fn drop(&mut self) {
-        // `unshare` execs dockerd, so the child's pid is the daemon's.
-        let _ = Command::new("kill").arg(self.pid.to_string()).status();
-        for _ in 0..100 {
-            let gone = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
-                .map_or(true, |s| s.contains(") Z "));
-            if gone {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        // `unshare` execs dockerd, so the child is the daemon: SIGTERM lets it clean up.
+        let _ = Command::new("kill")
+            .arg(self.daemon.id().to_string())
+            .status();
+        let _ = self.daemon.wait();
     }
 }
 

@@ -59,6 +59,19 @@ impl RunState {
             RunState::Stopped | RunState::Exited | RunState::Failed
         )
     }
+
+    /// The state in words, for messages and listings.
+    pub fn describe(self) -> &'static str {
+        match self {
+            RunState::Starting => "starting",
+            RunState::WaitingReady => "waiting for its tools",
+            RunState::Running => "running",
+            RunState::Stopping => "stopping",
+            RunState::Stopped => "stopped",
+            RunState::Exited => "ended",
+            RunState::Failed => "failed",
+        }
+    }
 }
 
 /// A tool of a run: where it listens and the link to open.

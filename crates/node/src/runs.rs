@@ -146,7 +146,7 @@ impl Node {
         if run.state.is_final() || run.state == RunState::Stopping {
             return Err(NodeError::InvalidRequest(format!(
                 "run {id} is not running (it is {}); nothing to stop",
-                state_word(run.state)
+                run.state.describe()
             )));
         }
         let running = lock(&self.inner.live_runs).get(id).cloned();
@@ -384,18 +384,6 @@ fn with_log(msg: &str, log: &std::path::Path) -> String {
         msg.to_string()
     } else {
         format!("{msg}. Last lines of its log:\n{}", lines.join("\n"))
-    }
-}
-
-fn state_word(s: RunState) -> &'static str {
-    match s {
-        RunState::Starting => "starting",
-        RunState::WaitingReady => "waiting for its tools",
-        RunState::Running => "running",
-        RunState::Stopping => "stopping",
-        RunState::Stopped => "stopped",
-        RunState::Exited => "ended",
-        RunState::Failed => "failed",
     }
 }
 

@@ -73,7 +73,7 @@ pub async fn run(c: &Client, a: RunArgs) -> anyhow::Result<()> {
                 r.id,
                 r.workspace_name,
                 r.environment,
-                word(r.state)
+                r.state.describe()
             );
             for t in &r.tools {
                 println!(
@@ -115,7 +115,7 @@ pub async fn runs(c: &Client) -> anyhow::Result<()> {
                     r.id.clone(),
                     format!("{}/{}", r.workspace_name, r.environment),
                     r.kind.as_str().into(),
-                    word(r.state).into(),
+                    r.state.describe().into(),
                     r.tools
                         .iter()
                         .filter_map(|t| t.url.clone())
@@ -133,7 +133,7 @@ pub async fn stop(c: &Client, id: &str) -> anyhow::Result<()> {
     let run: Run = c
         .send(Method::DELETE, &format!("/runs/{}", seg(id)), None::<&()>)
         .await?;
-    c.print(&run, |r| println!("run {} {}", r.id, word(r.state)));
+    c.print(&run, |r| println!("run {} {}", r.id, r.state.describe()));
     Ok(())
 }
 
@@ -171,7 +171,7 @@ pub async fn logs(c: &Client, a: LogsArgs) -> anyhow::Result<()> {
                 }
             }
             Ok(Event::RunChanged { run: r }) if r.id == run.id && r.state.is_final() => {
-                eprintln!("run {} {}", r.id, word(r.state));
+                eprintln!("run {} {}", r.id, r.state.describe());
                 break;
             }
             _ => {}
@@ -238,16 +238,4 @@ pub async fn resources(c: &Client) -> anyhow::Result<()> {
         }
     });
     Ok(())
-}
-
-fn word(s: RunState) -> &'static str {
-    match s {
-        RunState::Starting => "starting",
-        RunState::WaitingReady => "waiting for its tools",
-        RunState::Running => "running",
-        RunState::Stopping => "stopping",
-        RunState::Stopped => "stopped",
-        RunState::Exited => "ended",
-        RunState::Failed => "failed",
-    }
 }
