@@ -391,7 +391,28 @@ fn runs_outlive_a_killed_node_and_are_found_again_and_logs_stream() {
     // The adopted run's log still streams, and it stops as a whole.
     let out = node.cli(&["logs", &id, "-n", "3"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("tick"));
+    // `aienv logs -f` follows new lines until the run ends, then exits by itself.
+    let mut follow = std::process::Command::new(aienv_e2e::aienv_bin())
+        .args(["logs", &id, "-f", "-n", "0"])
+        .env("AIENV_DATA_DIR", &node.data_dir)
+        .env_remove("AIENV_NODE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
     assert!(node.cli(&["stop", &id]).status.success());
+    wait_for(
+        "logs -f to end with the run",
+        Duration::from_secs(10),
+        || follow.try_wait().unwrap().map(|_| ()),
+    );
+    let mut printed = String::new();
+    std::io::Read::read_to_string(follow.stdout.as_mut().unwrap(), &mut printed).unwrap();
+    assert!(
+        printed.lines().filter(|l| l.starts_with("tick")).count() >= 3,
+        "{printed}"
+    );
     assert!(group_members(pgid(&run)).is_empty());
     assert_eq!(http_status(&link), 0);
 }
