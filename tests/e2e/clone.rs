@@ -425,3 +425,108 @@ fn a_receiver_killed_mid_clone_says_so_after_a_restart_and_resumes() {
         1
     );
 }
+
+#[test]
+fn sharing_one_environment_shares_it_with_its_projects_and_nothing_else() {
+    let group = private_group();
+    let src = TestNode::start_with("owner", &["--discovery-group", &group]).unwrap();
+    let dst = TestNode::start_with("user", &["--discovery-group", &group]).unwrap();
+    let tmp = fast_tempdir();
+    let ws = tmp.path().join("lab");
+    for (path, body) in [
+        ("trainer/train.py", "print('train')\n"),
+        ("trainer/requirements.txt", "numpy\n"),
+        ("secret-research/notes.md", "unpublished\n"),
+        ("README.md", "lab\n"),
+    ] {
+        std::fs::create_dir_all(ws.join(path).parent().unwrap()).unwrap();
+        std::fs::write(ws.join(path), body).unwrap();
+    }
+    std::fs::write(
+        ws.join("aienv.toml"),
+        r#"[workspace]
+name = "lab"
+
+[sharing]
+access = "open"
+
+[[project]]
+name = "trainer"
+
+[[project]]
+name = "secret-research"
+
+[environment.train]
+kind = "process"
+projects = ["trainer"]
+command = "python trainer/train.py"
+python = { requirements = "trainer/requirements.txt" }
+
+[environment.internal]
+kind = "process"
+projects = ["secret-research", "trainer"]
+env = { API_KEY = "hunter2" }
+"#,
+    )
+    .unwrap();
+    ok(&src, &["workspace", "add", ws.to_str().unwrap()]);
+    let out = ok(&src, &["share", "lab", "--env", "train"]);
+    assert!(out.contains("sharing train of \"lab\""), "{out}");
+
+    let seen = wait_for("the user's catalog lists lab", SOON, || {
+        let c = dst.json(&["catalog"]);
+        let lab: Vec<Value> = c
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["workspace"] == "lab")
+            .cloned()
+            .collect();
+        (!lab.is_empty()).then_some(lab)
+    });
+    let names: Vec<&str> = seen.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["train"], "only the shared environment is listed");
+
+    let target = tmp.path().join("copy");
+    let job = dst.json(&["clone", "owner/lab", "--to", target.to_str().unwrap()]);
+    assert_eq!(job["state"], "done", "{job}");
+    assert!(target.join("trainer/train.py").exists());
+    assert!(target.join("trainer/requirements.txt").exists());
+    assert!(
+        !target.join("secret-research").exists(),
+        "a project only the other environment uses stays home"
+    );
+    assert!(
+        !target.join("README.md").exists(),
+        "files outside the shared environment stay home"
+    );
+    let manifest = std::fs::read_to_string(target.join("aienv.toml")).unwrap();
+    assert!(
+        !manifest.contains("internal") && !manifest.contains("hunter2"),
+        "{manifest}"
+    );
+    assert!(manifest.contains("[environment.train]"), "{manifest}");
+    // The clone is a working workspace with just that environment.
+    let cloned = dst.json(&["workspace", "show", "lab"]);
+    let envs = &cloned["manifest"]["environments"];
+    assert_eq!(envs.as_array().unwrap().len(), 1, "{cloned}");
+    assert_eq!(
+        std::fs::read_to_string(ws.join("aienv.toml"))
+            .unwrap()
+            .contains("hunter2"),
+        true,
+        "the owner's file is untouched"
+    );
+
+    // Unsharing the last shared environment unshares the workspace.
+    let out = ok(&src, &["unshare", "lab", "--env", "train"]);
+    assert!(out.contains("no longer shared"), "{out}");
+    wait_for("lab to leave the user's catalog", SOON, || {
+        let c = dst.json(&["catalog"]);
+        (!c.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["workspace"] == "lab"))
+        .then_some(())
+    });
+}

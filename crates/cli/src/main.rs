@@ -64,15 +64,23 @@ enum Command {
     /// Discovery diagnostics: interfaces, packets, drops by reason, static peers.
     #[command(subcommand)]
     Discovery(commands::peers::DiscoveryCmd),
-    /// Share a workspace with the peers of the LAN (secrets and caches stay home).
+    /// Share a workspace with the peers of the LAN (secrets and caches stay home); with --env,
+    /// only those environments, with the projects and files they use.
     Share {
         workspace: String,
         /// Who may clone it.
         #[arg(long, value_parser = ["open", "token", "approve"])]
         access: Option<String>,
+        /// Share this environment (repeatable); without it, the whole workspace.
+        #[arg(long = "env", value_name = "ENV")]
+        envs: Vec<String>,
     },
-    /// Stop sharing a workspace.
-    Unshare { workspace: String },
+    /// Stop sharing a workspace, or (with --env) some of its environments.
+    Unshare {
+        workspace: String,
+        #[arg(long = "env", value_name = "ENV")]
+        envs: Vec<String>,
+    },
     /// Copy a peer's shared workspace here, verified, and register it.
     Clone(commands::clone::CloneArgs),
     /// Bring a cloned workspace up to date with its source (only changes move).
@@ -116,11 +124,13 @@ fn main() -> ExitCode {
                     }
                     Command::Catalog => commands::peers::catalog(&client).await,
                     Command::Discovery(cmd) => cmd.run(&client).await,
-                    Command::Share { workspace, access } => {
-                        commands::workspace::share(&client, &workspace, true, access).await
-                    }
-                    Command::Unshare { workspace } => {
-                        commands::workspace::share(&client, &workspace, false, None).await
+                    Command::Share {
+                        workspace,
+                        access,
+                        envs,
+                    } => commands::workspace::share(&client, &workspace, true, access, envs).await,
+                    Command::Unshare { workspace, envs } => {
+                        commands::workspace::share(&client, &workspace, false, None, envs).await
                     }
                     Command::Clone(args) => commands::clone::clone(&client, args).await,
                     Command::Pull(args) => commands::clone::pull(&client, args).await,

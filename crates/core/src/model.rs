@@ -81,6 +81,46 @@ impl Manifest {
     pub fn environment(&self, name: &str) -> Option<&Environment> {
         self.environments.iter().find(|e| e.name == name)
     }
+
+    /// The environments peers may see: all, or those `[sharing] environments` names.
+    pub fn shared_environments(&self) -> impl Iterator<Item = &Environment> {
+        let only = &self.sharing.environments;
+        self.environments
+            .iter()
+            .filter(move |e| only.is_empty() || only.contains(&e.name))
+    }
+
+    /// When only some environments are shared: the paths (relative to the workspace) their share
+    /// is made of: the manifest, the folders of the projects they use, and the files they name
+    /// (Python requirements or lock, VM disk, kernel, initrd). `None`: the whole workspace.
+    pub fn shared_paths(&self) -> Option<Vec<String>> {
+        if self.sharing.environments.is_empty() {
+            return None;
+        }
+        let mut paths = vec![crate::MANIFEST_FILE.to_string()];
+        for env in self.shared_environments() {
+            for p in env.projects.iter().filter_map(|p| self.project(p)) {
+                paths.push(p.dir().to_string());
+            }
+            if let Some(py) = &env.python {
+                paths.extend(py.requirements.iter().cloned());
+                if let Some(lock) = &py.lock {
+                    paths.push(lock.clone());
+                    // `uv sync` needs the project file beside its lock.
+                    let dir = std::path::Path::new(lock)
+                        .parent()
+                        .unwrap_or(std::path::Path::new(""));
+                    paths.push(dir.join("pyproject.toml").to_string_lossy().into_owned());
+                }
+            }
+            for file in [&env.disk, &env.kernel, &env.initrd].into_iter().flatten() {
+                paths.push(file.clone());
+            }
+        }
+        paths.sort();
+        paths.dedup();
+        Some(paths)
+    }
 }
 
 /// The `[workspace]` table.
@@ -106,6 +146,10 @@ pub struct Sharing {
     /// Patterns that are shared even though a default exclusion (secrets, caches) matches them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub include: Vec<String>,
+    /// Share only these environments, with the projects and files they use (empty: the whole
+    /// workspace). Peers then see only these, and a clone's `aienv.toml` names only these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<String>,
 }
 
 impl Default for Sharing {
@@ -115,6 +159,7 @@ impl Default for Sharing {
             access: Access::Token,
             exclude: Vec::new(),
             include: Vec::new(),
+            environments: Vec::new(),
         }
     }
 }

@@ -19,23 +19,26 @@ impl Node {
     /// unchanged since the last index are not read again. Blocking: it reads the disk.
     pub fn file_manifest(&self, ws: &str) -> Result<FileManifest> {
         let w = self.workspace(ws)?;
-        let Some(sharing) = w
-            .manifest
-            .as_ref()
-            .map(|m| &m.sharing)
-            .filter(|s| s.enabled)
-        else {
+        let Some(manifest) = w.manifest.as_ref().filter(|m| m.sharing.enabled) else {
             return Err(NodeError::NotFound(format!(
                 "workspace {:?} is not shared",
                 w.name
             )));
         };
-        let filter = Filter::new(&w.path, sharing).map_err(NodeError::InvalidRequest)?;
+        let filter = Filter::new(&w.path, &manifest.sharing)
+            .map_err(NodeError::InvalidRequest)?
+            .only(manifest.shared_paths());
+        // Peers get the manifest as a clone should have it: not shared, and naming only the
+        // shared environments.
+        let file = w.path.join(aienv_core::MANIFEST_FILE);
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| NodeError::io(format!("cannot read {}", file.display()), e))?;
+        let view = aienv_core::manifest::shared_view(&text, &file, manifest)?;
         let cache: Arc<HashCache> = lock(&self.inner.hash_caches)
             .entry(w.id.clone())
             .or_default()
             .clone();
-        let m = index::index(&w.path, &w.id, &filter, &cache).map_err(|e| {
+        let mut m = index::index(&w.path, &w.id, &filter, &cache).map_err(|e| {
             NodeError::io(
                 format!(
                     "cannot index workspace {:?} at {}",
@@ -45,6 +48,7 @@ impl Node {
                 e,
             )
         })?;
+        m.substitute(aienv_core::MANIFEST_FILE, view.into_bytes());
         lock(&self.inner.last_manifests).insert(
             w.id.clone(),
             (Arc::new(m.clone()), std::time::Instant::now()),

@@ -52,6 +52,8 @@ pub const DEFAULT_EXCLUDES: &[&str] = &[
 #[derive(Debug)]
 pub struct Filter {
     rules: Gitignore,
+    /// When only some environments are shared: the paths their share is made of.
+    only: Option<Vec<std::path::PathBuf>>,
 }
 
 impl Filter {
@@ -69,11 +71,28 @@ impl Filter {
         }
         Ok(Filter {
             rules: b.build().map_err(|e| e.to_string())?,
+            only: None,
         })
+    }
+
+    /// Narrows the share to `paths` (relative; folders count with all they hold), as
+    /// [`aienv_core::Manifest::shared_paths`] lists them. The default exclusions still apply.
+    pub fn only(mut self, paths: Option<Vec<String>>) -> Filter {
+        self.only = paths.map(|p| p.into_iter().map(std::path::PathBuf::from).collect());
+        self
     }
 
     /// Whether `rel` (relative to the root) stays home.
     pub fn excluded(&self, rel: &Path, is_dir: bool) -> bool {
+        if let Some(only) = &self.only {
+            // Inside a shared path, or a folder on the way to one.
+            let wanted = only
+                .iter()
+                .any(|p| rel.starts_with(p) || (is_dir && p.starts_with(rel)));
+            if !wanted {
+                return true;
+            }
+        }
         self.rules.matched(rel, is_dir).is_ignore()
     }
 }

@@ -59,6 +59,29 @@ pub struct FileManifest {
     /// Entries left out because they are not regular files, directories or symlinks.
     pub skipped_special: u64,
     pub entries: Vec<FileEntry>,
+    /// Files sent with other content than they have on disk (the manifest of a share of some
+    /// environments only): path to content. The sender's own; never sent as such.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub substitutes: HashMap<String, std::sync::Arc<Vec<u8>>>,
+}
+
+impl FileManifest {
+    /// Sends `content` for the file at `path` instead of what is on disk: its size and hash in
+    /// the list become the content's, so the receiver verifies exactly what it gets.
+    pub fn substitute(&mut self, path: &str, content: Vec<u8>) {
+        let Some(entry) = self.entries.iter_mut().find(|e| e.path == path) else {
+            return;
+        };
+        if let EntryKind::File { size, hash, .. } = &mut entry.kind {
+            self.bytes = self.bytes - *size + content.len() as u64;
+            *size = content.len() as u64;
+            *hash = blake3::hash(&content).to_hex().to_string();
+        }
+        self.revision = revision(&self.entries);
+        self.substitutes
+            .insert(path.to_string(), std::sync::Arc::new(content));
+    }
 }
 
 /// Hashes of files already seen, by (device, inode): a file whose size and modification time
@@ -109,6 +132,7 @@ pub fn index(
         bytes,
         skipped_special: skipped,
         entries,
+        substitutes: HashMap::new(),
     })
 }
 

@@ -62,8 +62,7 @@ impl ShareList {
                     access: m.sharing.access,
                     size_bytes: sizes.size_of(&w.path),
                     environments: m
-                        .environments
-                        .iter()
+                        .shared_environments()
                         .map(|e| SharedEnvironment {
                             name: e.name.clone(),
                             kind: e.kind,

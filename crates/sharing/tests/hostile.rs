@@ -42,6 +42,7 @@ fn manifest(entries: Vec<FileEntry>) -> FileManifest {
         bytes: 0,
         skipped_special: 0,
         entries,
+        substitutes: Default::default(),
     }
 }
 

@@ -228,13 +228,41 @@ pub async fn share(
     workspace: &str,
     on: bool,
     access: Option<String>,
+    envs: Vec<String>,
 ) -> anyhow::Result<()> {
     let current: Workspace = c.get(&format!("/workspaces/{}", seg(workspace))).await?;
+    let all: Vec<String> = current
+        .manifest
+        .as_ref()
+        .map(|m| m.environments.iter().map(|e| e.name.clone()).collect())
+        .unwrap_or_default();
     let mut s = current.manifest.map(|m| m.sharing).unwrap_or_default();
-    s.enabled = on;
     if let Some(a) = access {
         s.access = serde_json::from_value::<Access>(json!(a))?;
     }
+    let whole = s.enabled && s.environments.is_empty();
+    match (on, envs.is_empty()) {
+        // The whole workspace.
+        (true, true) => s.environments.clear(),
+        // These environments too (or, from the whole workspace, only these).
+        (true, false) => {
+            if whole || !s.enabled {
+                s.environments.clear();
+            }
+            for e in envs {
+                if !s.environments.contains(&e) {
+                    s.environments.push(e);
+                }
+            }
+        }
+        (false, true) => {}
+        // All but these.
+        (false, false) => {
+            let before = if whole { all } else { s.environments.clone() };
+            s.environments = before.into_iter().filter(|e| !envs.contains(e)).collect();
+        }
+    }
+    s.enabled = on || !s.environments.is_empty() && s.enabled;
     let ws: Workspace = c
         .send(
             Method::PATCH,
@@ -243,10 +271,18 @@ pub async fn share(
         )
         .await?;
     c.print(&ws, |ws| {
-        if on {
-            println!("sharing {:?} with the LAN; secrets and caches stay home (see [sharing] in its aienv.toml)", ws.name)
-        } else {
-            println!("{:?} is no longer shared", ws.name)
+        let sharing = ws.manifest.as_ref().map(|m| &m.sharing);
+        match sharing {
+            Some(s) if s.enabled && !s.environments.is_empty() => println!(
+                "sharing {} of {:?} with the LAN, with the projects and files they use; secrets and caches stay home",
+                s.environments.join(", "),
+                ws.name
+            ),
+            Some(s) if s.enabled => println!(
+                "sharing {:?} with the LAN; secrets and caches stay home (see [sharing] in its aienv.toml)",
+                ws.name
+            ),
+            _ => println!("{:?} is no longer shared", ws.name),
         }
     });
     Ok(())

@@ -80,9 +80,16 @@ impl ManifestDoc {
         };
         set_keeping_comment(table, "enabled", sharing.enabled.into());
         set_keeping_comment(table, "access", serde_plain(&sharing.access).into());
-        for (key, list) in [("exclude", &sharing.exclude), ("include", &sharing.include)] {
+        for (key, list) in [
+            ("exclude", &sharing.exclude),
+            ("include", &sharing.include),
+            ("environments", &sharing.environments),
+        ] {
             // An empty list the user wrote (with its comment) stays; we do not add empty ones.
-            if !list.is_empty() || table.contains_key(key) {
+            if key == "environments" && list.is_empty() {
+                // No list means the whole workspace: an empty one would read as "nothing".
+                table.remove(key);
+            } else if !list.is_empty() || table.contains_key(key) {
                 set_keeping_comment(table, key, list.iter().collect::<toml_edit::Array>().into());
             }
         }

@@ -70,3 +70,39 @@ pub fn read_text(file: &Path) -> Result<String, ManifestError> {
 
 #[cfg(test)]
 mod tests;
+
+/// The manifest text a peer receives in a clone: not shared (a clone is shared only when its new
+/// owner says so), and, when only some environments are shared (`[sharing] environments`),
+/// without the other environments and the projects only they use. Comments and layout of the
+/// rest stay.
+pub fn shared_view(text: &str, file: &Path, m: &Manifest) -> Result<String, ManifestError> {
+    let only = &m.sharing.environments;
+    let used: std::collections::BTreeSet<&str> = m
+        .shared_environments()
+        .flat_map(|e| e.projects.iter().map(String::as_str))
+        .collect();
+    let mut doc = ManifestDoc::parse(text, file)?;
+    if !only.is_empty() {
+        for e in m.environments.iter().filter(|e| !only.contains(&e.name)) {
+            doc.remove_environment(&e.name)
+                .expect("the environment is in the manifest");
+        }
+        for p in m
+            .projects
+            .iter()
+            .filter(|p| !used.contains(p.name.as_str()))
+        {
+            doc.remove_project(&p.name)
+                .expect("the project is in the manifest");
+        }
+    }
+    doc.set_sharing(&crate::model::Sharing {
+        enabled: false,
+        environments: Vec::new(),
+        ..m.sharing.clone()
+    });
+    let view = doc.render();
+    // What a peer gets must be a valid manifest in its own right.
+    parse(&view, file)?;
+    Ok(view)
+}

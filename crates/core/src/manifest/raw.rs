@@ -40,6 +40,8 @@ pub(super) struct RawSharing {
     pub exclude: Vec<Spanned<String>>,
     #[serde(default)]
     pub include: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub environments: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

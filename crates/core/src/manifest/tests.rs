@@ -382,3 +382,80 @@ fn edits_that_break_the_rules_are_caught_before_writing() {
             .contains("applies only to container")
     );
 }
+
+#[test]
+fn sharing_some_environments_shares_them_with_their_projects_and_files_only() {
+    let text = r#"[workspace]
+name = "lab"
+
+[sharing]
+enabled = true
+environments = ["train"]   # only this one
+
+[[project]]
+name = "trainer"
+
+[[project]]
+name = "secret-research"
+
+[environment.train]
+kind = "process"
+projects = ["trainer"]
+python = { requirements = "trainer/requirements.txt" }
+
+# internal: not for peers
+[environment.internal]
+kind = "process"
+projects = ["secret-research", "trainer"]
+env = { API_KEY = "hunter2" }
+"#;
+    let m = parse(text, Path::new("aienv.toml")).unwrap();
+    let names: Vec<&str> = m.shared_environments().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["train"]);
+    assert_eq!(
+        m.shared_paths().unwrap(),
+        ["aienv.toml", "trainer", "trainer/requirements.txt"]
+    );
+    let view = shared_view(text, Path::new("aienv.toml"), &m).unwrap();
+    assert!(
+        !view.contains("internal")
+            && !view.contains("hunter2")
+            && !view.contains("secret-research"),
+        "{view}"
+    );
+    assert!(
+        !view.contains("# internal") && view.contains("[environment.train]"),
+        "{view}"
+    );
+    let seen = parse(&view, Path::new("aienv.toml")).unwrap();
+    assert_eq!(seen.environments.len(), 1);
+    assert_eq!(seen.projects.len(), 1);
+    assert!(
+        !seen.sharing.enabled,
+        "a clone is not shared until its owner says so"
+    );
+    assert!(seen.sharing.environments.is_empty());
+
+    // The whole workspace: every file, and the manifest as it is but not shared.
+    let whole = text.replace("environments = [\"train\"]   # only this one\n", "");
+    let all = parse(&whole, Path::new("aienv.toml")).unwrap();
+    assert!(all.shared_paths().is_none());
+    let view = shared_view(&whole, Path::new("aienv.toml"), &all).unwrap();
+    assert_eq!(
+        view,
+        whole.replace("enabled = true", "enabled = false\naccess = \"token\"")
+    );
+
+    // Naming an environment that is not there is an error at its position.
+    let e = parse(
+        &text.replace("[\"train\"]", "[\"trian\"]"),
+        Path::new("aienv.toml"),
+    )
+    .unwrap_err();
+    assert!(
+        e.message
+            .contains("\"trian\", which is not an environment here (known: internal, train)"),
+        "{e}"
+    );
+    assert_eq!(e.line, 6);
+}

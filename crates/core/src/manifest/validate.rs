@@ -32,17 +32,20 @@ pub(super) fn validate(
     };
     v.name("workspace name", &name)?;
 
+    let mut shared_envs = Vec::new();
     let sharing = match raw.sharing {
         None => Sharing::default(),
         Some(s) => {
             for pattern in s.exclude.iter().chain(&s.include) {
                 v.relative_path("sharing pattern", pattern)?;
             }
+            shared_envs = s.environments;
             Sharing {
                 enabled: s.enabled,
                 access: s.access,
                 exclude: s.exclude.into_iter().map(Spanned::into_inner).collect(),
                 include: s.include.into_iter().map(Spanned::into_inner).collect(),
+                environments: shared_envs.iter().map(|e| e.get_ref().clone()).collect(),
             }
         }
     };
@@ -70,6 +73,23 @@ pub(super) fn validate(
     let mut environments = Vec::with_capacity(raw.environment.len());
     for (name, env) in raw.environment {
         environments.push(v.environment(name, env, &project_names)?);
+    }
+
+    for e in &shared_envs {
+        if !environments
+            .iter()
+            .any(|env: &Environment| &env.name == e.get_ref())
+        {
+            let known: Vec<&str> = environments.iter().map(|e| e.name.as_str()).collect();
+            return Err(v.at(
+                e.span().start,
+                format!(
+                    "[sharing] environments names {:?}, which is not an environment here (known: {})",
+                    e.get_ref(),
+                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                ),
+            ));
+        }
     }
 
     Ok(Manifest {

@@ -47,6 +47,14 @@ fn write_tar<W: Write>(
                 e.path
             )));
         };
+        if let Some(content) = manifest.substitutes.get(&e.path) {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(content.len() as u64);
+            h.set_mode(mode);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, &e.path, content.as_slice())?;
+            continue;
+        }
         let f = File::open(root.join(&e.path))?;
         // Sent only as indexed: a file written since then would not match its hash. Ending the
         // stream here makes the receiver ask again with the new file list.

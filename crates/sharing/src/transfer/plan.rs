@@ -139,6 +139,7 @@ mod tests {
             bytes: 0,
             skipped_special: 0,
             entries,
+            substitutes: Default::default(),
         }
     }
     fn dir(p: &str) -> FileEntry {
