@@ -486,6 +486,13 @@ env = { API_KEY = "hunter2" }
     });
     let names: Vec<&str> = seen.iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["train"], "only the shared environment is listed");
+    let shared_bytes = std::fs::metadata(ws.join("aienv.toml")).unwrap().len()
+        + "print('train')\n".len() as u64
+        + "numpy\n".len() as u64;
+    assert_eq!(
+        seen[0]["size_bytes"], shared_bytes,
+        "the size is of what is shared"
+    );
 
     let target = tmp.path().join("copy");
     let job = dst.json(&["clone", "owner/lab", "--to", target.to_str().unwrap()]);

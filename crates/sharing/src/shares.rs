@@ -1,6 +1,8 @@
 //! What a node shares: the environments of its workspaces whose `[sharing] enabled = true`.
 
 use aienv_core::{Access, EnvKind, Requirements, Workspace};
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -60,7 +62,17 @@ impl ShareList {
                     name: w.name.clone(),
                     description: m.workspace.description.clone(),
                     access: m.sharing.access,
-                    size_bytes: sizes.size_of(&w.path),
+                    size_bytes: match m.shared_paths() {
+                        None => sizes.size_of(&w.path),
+                        // Some environments only: what they use, each place counted once.
+                        Some(paths) => paths
+                            .iter()
+                            .filter(|p| {
+                                !paths.iter().any(|q| q != *p && Path::new(p).starts_with(q))
+                            })
+                            .map(|p| sizes.size_of(&w.path.join(p)))
+                            .sum(),
+                    },
                     environments: m
                         .shared_environments()
                         .map(|e| SharedEnvironment {

@@ -13,7 +13,7 @@ pub struct SizeCache {
 }
 
 impl SizeCache {
-    /// Bytes of the regular files under `dir` (symlinks are not followed, hard links counted
+    /// Bytes of the regular files under `dir` (or of `dir` itself, a file; symlinks are not followed, hard links counted
     /// once per name). Blocking: call it off the async workers.
     pub fn size_of(&self, dir: &Path) -> u64 {
         if let Some((size, at)) = self.sizes.lock().ok().and_then(|m| m.get(dir).copied())
@@ -30,6 +30,11 @@ impl SizeCache {
 }
 
 fn walk(dir: &Path) -> u64 {
+    if let Ok(m) = std::fs::symlink_metadata(dir)
+        && m.is_file()
+    {
+        return m.len();
+    }
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
