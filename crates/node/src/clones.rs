@@ -304,7 +304,7 @@ impl Node {
     ) -> std::result::Result<Workspace, TransferError> {
         let staging = staging_for(&job.target);
         let t = Instant::now();
-        let previous = read_origin(&job.target);
+        let previous = read_origin(&job.target).map(|o| Arc::new(o.manifest));
         tracing::debug!(elapsed = ?t.elapsed(), "clone: previous origin read");
         let http = aienv_sharing::peer_client();
         let mut attempts = 0;
@@ -323,9 +323,7 @@ impl Node {
                 base_url: &peer.url,
                 workspace_id: &job.workspace_id,
                 staging: &staging,
-                previous: previous
-                    .as_ref()
-                    .map(|o| (job.target.as_path(), &o.manifest)),
+                previous: previous.as_ref().map(|m| (job.target.as_path(), m.clone())),
                 compress,
                 stall: client::STALL,
             };
@@ -511,9 +509,14 @@ fn put_in_place(
     let file = staging.join(ORIGIN_FILE);
     std::fs::create_dir_all(file.parent().expect("origin has a parent"))
         .map_err(|e| io(format!("cannot create {}", file.display()), e))?;
-    let bytes = serde_json::to_vec(origin).expect("origin serialises");
-    aienv_core::fsutil::atomic_write(&file, &bytes)
-        .map_err(|e| io(format!("cannot write {}", file.display()), e))?;
+    // Written straight to the file (the record holds the whole file list); the flush of the
+    // staging folder below makes it durable with everything else.
+    let write = || -> std::io::Result<()> {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
+        serde_json::to_writer(&mut out, origin)?;
+        std::io::Write::flush(&mut out)
+    };
+    write().map_err(|e| io(format!("cannot write {}", file.display()), e))?;
     durable(staging).map_err(|e| {
         io(
             format!("cannot flush the clone in {} to disk", staging.display()),

@@ -17,7 +17,7 @@ const REUSE_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 impl Node {
     /// Indexes a shared workspace: every entry a clone recreates, with content hashes. Files
     /// unchanged since the last index are not read again. Blocking: it reads the disk.
-    pub fn file_manifest(&self, ws: &str) -> Result<FileManifest> {
+    pub fn file_manifest(&self, ws: &str) -> Result<Arc<FileManifest>> {
         let w = self.workspace(ws)?;
         let Some(manifest) = w.manifest.as_ref().filter(|m| m.sharing.enabled) else {
             return Err(NodeError::NotFound(format!(
@@ -49,10 +49,10 @@ impl Node {
             )
         })?;
         m.substitute(aienv_core::MANIFEST_FILE, view.into_bytes());
-        lock(&self.inner.last_manifests).insert(
-            w.id.clone(),
-            (Arc::new(m.clone()), std::time::Instant::now()),
-        );
+        // One copy, kept for the stream request that follows and handed to the API to send.
+        let m = Arc::new(m);
+        lock(&self.inner.last_manifests)
+            .insert(w.id.clone(), (m.clone(), std::time::Instant::now()));
         Ok(m)
     }
 }
@@ -75,7 +75,7 @@ impl Node {
             .map(|(m, _)| m.clone());
         let m = match recent {
             Some(m) => m,
-            None => Arc::new(self.file_manifest(ws)?),
+            None => self.file_manifest(ws)?,
         };
         if m.revision != req.revision {
             return Err(NodeError::Changed(format!(

@@ -222,14 +222,22 @@ impl Walk<'_> {
 
 /// Fills in the hashes, on every core, reading only files the cache does not vouch for.
 fn hash_all(entries: &mut [FileEntry], pending: &[Pending], cache: &HashCache) -> io::Result<()> {
-    let known = cache.known.lock().map(|m| m.clone()).unwrap_or_default();
-    let todo: Vec<&Pending> = pending
-        .iter()
-        .filter(|p| match (&entries[p.at].kind, known.get(&p.key)) {
-            (EntryKind::File { size, mtime_ns, .. }, Some((s, m, _))) => s != size || m != mtime_ns,
-            _ => true,
-        })
-        .collect();
+    // Decided under the lock, without copying the cache (it holds an entry per file).
+    let todo: Vec<&Pending> = {
+        let known = cache
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        pending
+            .iter()
+            .filter(|p| match (&entries[p.at].kind, known.get(&p.key)) {
+                (EntryKind::File { size, mtime_ns, .. }, Some((s, m, _))) => {
+                    s != size || m != mtime_ns
+                }
+                _ => true,
+            })
+            .collect()
+    };
     let next = AtomicUsize::new(0);
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -274,7 +282,7 @@ fn hash_all(entries: &mut [FileEntry], pending: &[Pending], cache: &HashCache) -
         {
             *hash = match fresh.remove(&p.at) {
                 Some(h) => h,
-                None => known
+                None => cache_map
                     .get(&p.key)
                     .map(|(_, _, h)| h.clone())
                     .unwrap_or_default(),

@@ -74,10 +74,16 @@ pub async fn shares(State(node): State<Node>) -> Json<ShareList> {
 pub async fn files(
     State(node): State<Node>,
     Path(workspace): Path<String>,
-) -> Result<Json<FileManifest>, ApiError> {
-    Ok(Json(
-        blocking(move || node.file_manifest(&workspace)).await?,
-    ))
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    // Serialised from the node's one copy of the list (no clone of a list that may be large).
+    let m = blocking(move || node.file_manifest(&workspace)).await?;
+    let body = serde_json::to_vec(&*m).expect("a file list serialises");
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 /// Discovery diagnostics: interfaces, packets sent and received, drops by reason, static peers,

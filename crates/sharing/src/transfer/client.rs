@@ -51,7 +51,7 @@ pub struct Spec<'a> {
     /// An empty or partly filled folder on the target's filesystem.
     pub staging: &'a Path,
     /// A previous clone of the same share and the manifest it was made from.
-    pub previous: Option<(&'a Path, &'a FileManifest)>,
+    pub previous: Option<(&'a Path, Arc<FileManifest>)>,
     pub compress: Compress,
     /// A peer that sends nothing for this long is given up on ([`STALL`] by default).
     pub stall: Duration,
@@ -78,17 +78,20 @@ pub async fn receive(
         }
     };
 
+    // One copy of the list, shared by the steps below: with hundreds of thousands of entries
+    // each copy would cost tens of megabytes.
+    let manifest = Arc::new(manifest);
     // Decide, file by file, what can be reused (this reads and hashes local files: blocking).
     let plan = {
         let m = manifest.clone();
         let staging = spec.staging.to_path_buf();
-        let previous = spec.previous.map(|(p, m)| (p.to_path_buf(), m.clone()));
+        let previous = spec.previous.clone().map(|(p, m)| (p.to_path_buf(), m));
         let counters = counters.clone();
         tokio::task::spawn_blocking(move || {
             prepare(
                 &m,
                 &staging,
-                previous.as_ref().map(|(p, m)| (p.as_path(), m)),
+                previous.as_ref().map(|(p, m)| (p.as_path(), &**m)),
                 &counters,
             )
         })
@@ -106,7 +109,7 @@ pub async fn receive(
     tokio::task::spawn_blocking(move || link_and_finish(&m, &staging))
         .await
         .expect("link task")?;
-    Ok(manifest)
+    Ok(Arc::try_unwrap(manifest).unwrap_or_else(|shared| (*shared).clone()))
 }
 
 /// The manifest, and the link's speed as its download showed it (`None` when it was too small
