@@ -76,9 +76,12 @@ pub async fn files(
     Path(workspace): Path<String>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    // Serialised from the node's one copy of the list (no clone of a list that may be large).
+    // Streamed from the node's one copy of the list: a list of hundreds of thousands of entries
+    // is never also held as one JSON text.
     let m = blocking(move || node.file_manifest(&workspace)).await?;
-    let body = serde_json::to_vec(&*m).expect("a file list serialises");
+    let body = super::transfer::body_from_writer(move |out| {
+        serde_json::to_writer(out, &*m).map_err(std::io::Error::other)
+    });
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         body,

@@ -30,35 +30,46 @@ pub async fn stream(
     let t = std::time::Instant::now();
     let (root, manifest, indices) = blocking(move || node.stream_plan(&ws, &req)).await?;
     tracing::debug!(elapsed = ?t.elapsed(), files = indices.len(), "stream: planned");
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
-    tokio::task::spawn_blocking(move || {
-        let mut out = ChunkWriter {
-            tx: tx.clone(),
-            buf: Vec::with_capacity(CHUNK),
-        };
-        let result = pack(&root, &manifest, &indices, &mut out, zstd).and_then(|()| out.flush());
+    let body = body_from_writer(move |out| {
+        let result = pack(&root, &manifest, &indices, out, zstd);
         tracing::debug!(elapsed = ?t.elapsed(), "stream: packed");
-        if let Err(e) = result {
-            // Ends the HTTP body with an error: the receiver sees a cut stream, not a clean end.
+        if let Err(e) = &result {
             tracing::warn!("sending {}: {e}", root.display());
-            let _ = tx.blocking_send(Err(e));
         }
-    });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+        result
     });
     let kind = if zstd {
         "application/zstd"
     } else {
         "application/x-tar"
     };
-    Ok(([(header::CONTENT_TYPE, kind)], HttpBody::from_stream(body)).into_response())
+    Ok(([(header::CONTENT_TYPE, kind)], body).into_response())
+}
+
+/// An HTTP body that `write` fills from a blocking thread, in large chunks. An error ends the
+/// body with that error: the receiver sees a cut stream, not a clean end.
+pub(crate) fn body_from_writer(
+    write: impl FnOnce(&mut ChunkWriter) -> io::Result<()> + Send + 'static,
+) -> HttpBody {
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChunkWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        };
+        if let Err(e) = write(&mut out).and_then(|()| out.flush()) {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    HttpBody::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
 }
 
 const CHUNK: usize = 256 * 1024;
 
-/// Collects the tar writer's many small writes into large chunks for the HTTP body.
-struct ChunkWriter {
+/// Collects a writer's many small writes into large chunks for the HTTP body.
+pub(crate) struct ChunkWriter {
     tx: mpsc::Sender<io::Result<Bytes>>,
     buf: Vec<u8>,
 }
