@@ -301,14 +301,35 @@ pub fn hash_file(path: &Path) -> io::Result<String> {
 }
 
 fn revision(entries: &[FileEntry]) -> String {
+    // Every field of every entry, length-prefixed so that no two lists hash alike; written
+    // straight into the hasher (this runs on every file list of a share).
     let mut h = blake3::Hasher::new();
+    let mut text = |s: &str| {
+        h.update(&(s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    };
     for e in entries {
-        h.update(
-            serde_json::to_string(e)
-                .expect("entries serialise")
-                .as_bytes(),
-        );
-        h.update(b"\n");
+        text(&e.path);
+        match &e.kind {
+            EntryKind::Dir { mode } => text(&format!("d{mode}")),
+            EntryKind::File {
+                size,
+                mode,
+                mtime_ns,
+                hash,
+            } => {
+                text(&format!("f{size}:{mode}:{mtime_ns}"));
+                text(hash);
+            }
+            EntryKind::Symlink { target } => {
+                text("l");
+                text(target);
+            }
+            EntryKind::Hardlink { to } => {
+                text("h");
+                text(to);
+            }
+        }
     }
     h.finalize().to_hex()[..16].to_string()
 }

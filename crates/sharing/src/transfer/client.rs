@@ -185,48 +185,83 @@ fn prepare(
                 .collect()
         })
         .unwrap_or_default();
-    let mut fetch = Vec::new();
-    for (i, e) in m.entries.iter().enumerate() {
-        let dest = staging.join(&e.path);
-        match &e.kind {
-            EntryKind::Dir { .. } => {
-                std::fs::create_dir_all(&dest).map_err(|err| io("create", &dest, err))?
-            }
-            EntryKind::File {
-                size,
-                hash,
-                mode,
-                mtime_ns,
-            } => {
-                counters.bytes_total.fetch_add(*size, Ordering::Relaxed);
-                counters.files_total.fetch_add(1, Ordering::Relaxed);
-                let previously = prev.get(e.path.as_str());
-                let linked = (resuming && resumed(&dest, *size, hash))
-                    .then_some(false)
-                    .or_else(|| {
-                        previous
-                            .is_some_and(|(root, _)| {
-                                reuse_previous(root, &e.path, &dest, *size, hash, previously)
-                            })
-                            .then_some(true)
-                    });
-                if let Some(linked) = linked {
-                    // A linked file already has the previous clone's mode and time; set them when
-                    // the share's differ (a `touch`, a `chmod`) or the file was resumed.
-                    if (!linked || !same_mode_and_time(previously, *mode, *mtime_ns))
-                        && let Ok(f) = std::fs::File::options().write(true).open(&dest)
-                    {
-                        let _ = finish_file(&f, *mode, *mtime_ns);
-                    }
-                    counters.bytes_done.fetch_add(*size, Ordering::Relaxed);
-                    counters.files_done.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    fetch.push(i);
+    // Folders first (parents come before children in the list), then the files on every core:
+    // a pull of a big tree is mostly hard links of unchanged files, which parallelise well.
+    for e in &m.entries {
+        if let EntryKind::Dir { .. } = e.kind {
+            let dest = staging.join(&e.path);
+            match std::fs::create_dir(&dest) {
+                Err(err) if err.kind() != io::ErrorKind::AlreadyExists || !dest.is_dir() => {
+                    return Err(io("create", &dest, err));
                 }
+                _ => {}
             }
-            EntryKind::Symlink { .. } | EntryKind::Hardlink { .. } => {}
         }
     }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let file = |i: usize| -> bool {
+        let e = &m.entries[i];
+        let EntryKind::File {
+            size,
+            hash,
+            mode,
+            mtime_ns,
+        } = &e.kind
+        else {
+            return false;
+        };
+        let dest = staging.join(&e.path);
+        counters.bytes_total.fetch_add(*size, Ordering::Relaxed);
+        counters.files_total.fetch_add(1, Ordering::Relaxed);
+        let previously = prev.get(e.path.as_str());
+        let linked = (resuming && resumed(&dest, *size, hash))
+            .then_some(false)
+            .or_else(|| {
+                previous
+                    .is_some_and(|(root, _)| {
+                        reuse_previous(root, &e.path, &dest, *size, hash, previously)
+                    })
+                    .then_some(true)
+            });
+        let Some(linked) = linked else {
+            return true;
+        };
+        // A linked file already has the previous clone's mode and time; set them when the
+        // share's differ (a `touch`, a `chmod`) or the file was resumed.
+        if (!linked || !same_mode_and_time(previously, *mode, *mtime_ns))
+            && let Ok(f) = std::fs::File::options().write(true).open(&dest)
+        {
+            let _ = finish_file(&f, *mode, *mtime_ns);
+        }
+        counters.bytes_done.fetch_add(*size, Ordering::Relaxed);
+        counters.files_done.fetch_add(1, Ordering::Relaxed);
+        false
+    };
+    const BATCH: usize = 256;
+    let mut fetch: Vec<usize> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let from = next.fetch_add(BATCH, Ordering::Relaxed);
+                        if from >= m.entries.len() {
+                            return mine;
+                        }
+                        let to = (from + BATCH).min(m.entries.len());
+                        mine.extend((from..to).filter(|&i| file(i)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("prepare worker"))
+            .collect()
+    });
+    // The stream asks for files in list order.
+    fetch.sort_unstable();
     Ok(fetch)
 }
 
