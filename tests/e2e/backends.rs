@@ -378,18 +378,7 @@ fn cloning_a_container_environment_brings_its_image_to_an_engine_that_lacks_it()
         "[workspace]\nname = \"box\"\n[sharing]\nenabled = true\naccess = \"open\"",
     );
     add(&owner, &tmp.path().join("box"), &manifest);
-    aienv_e2e::wait_for(
-        "the share in the user's catalog",
-        Duration::from_secs(10),
-        || {
-            user.json(&["catalog"])
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|e| e["workspace"] == "box")
-                .then_some(())
-        },
-    );
+    user.wait_for_catalog("box");
     let target = tmp.path().join("copy");
     let job = user.json(&["clone", "owner/box", "--to", target.to_str().unwrap()]);
     assert_eq!(job["state"], "done", "{job}");

@@ -42,25 +42,13 @@ fn pair() -> Pair {
     // The catalog lists environments: a workspace with one shows up there.
     ok(&src, &["env", "add", "proj", "train", "--kind", "process"]);
     ok(&src, &["share", "proj"]);
-    wait_for_share(&dst, "dst sees the share");
+    dst.wait_for_catalog("proj");
     Pair {
         src,
         dst,
         ws,
         _tmp: tmp,
     }
-}
-
-/// Waits until `node`'s catalog lists the shared workspace "proj".
-fn wait_for_share(node: &TestNode, what: &str) {
-    wait_for(what, SOON, || {
-        node.json(&["catalog"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["workspace"] == "proj")
-            .then_some(())
-    });
 }
 
 fn clone_json(n: &TestNode, args: &[&str]) -> Value {
@@ -239,7 +227,7 @@ fn a_clone_survives_a_killed_source_and_resumes_where_it_stopped() {
         .unwrap()
         .to_string();
     p.src = TestNode::start_in(&src_dir, "src", &["--discovery-group", &group]).unwrap();
-    wait_for_share(&p.dst, "dst sees src again");
+    p.dst.wait_for_catalog("proj");
     let job = clone_json(
         &p.dst,
         &["clone", "src/proj", "--to", target.to_str().unwrap()],
@@ -410,7 +398,7 @@ fn a_receiver_killed_mid_clone_says_so_after_a_restart_and_resumes() {
     );
     assert!(!target.exists(), "the target appears only when complete");
 
-    wait_for_share(&p.dst, "dst sees src again");
+    p.dst.wait_for_catalog("proj");
     let again = clone_json(
         &p.dst,
         &["clone", "src/proj", "--to", target.to_str().unwrap()],

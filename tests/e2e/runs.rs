@@ -75,19 +75,7 @@ fn a_cloned_jupyterlab_environment_starts_from_the_cli_and_the_api_and_its_link_
     std::fs::write(src.join("hello.ipynb"), "{}").unwrap();
     workspace(&a, &src, NOTEBOOK);
     let b = TestNode::start_with("user", &["--discovery-group", &group]).unwrap();
-    wait_for(
-        "the user to see the shared notebook",
-        Duration::from_secs(10),
-        || {
-            let catalog = b.json(&["catalog"]);
-            catalog
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|e| e["workspace"] == "nb")
-                .then_some(())
-        },
-    );
+    b.wait_for_catalog("nb");
     let target = tmp.path().join("clone");
     let out = b.cli(&["clone", "owner/nb", "--to", target.to_str().unwrap()]);
     assert!(out.status.success(), "{:?}", text(&out));

@@ -151,6 +151,22 @@ impl TestNode {
         serde_json::from_slice(&out.stdout).expect("JSON output")
     }
 
+    /// Waits (up to 10 s) until this node's catalog lists a workspace named `workspace`.
+    pub fn wait_for_catalog(&self, workspace: &str) {
+        wait_for(
+            &format!("{}'s catalog to list {workspace}", self.name),
+            Duration::from_secs(10),
+            || {
+                self.json(&["catalog"])
+                    .as_array()
+                    .expect("the catalog is a list")
+                    .iter()
+                    .any(|e| e["workspace"] == workspace)
+                    .then_some(())
+            },
+        );
+    }
+
     /// The ids of the peers this node lists.
     pub fn peer_ids(&self) -> Vec<String> {
         let peers = self.json(&["peers"]);
