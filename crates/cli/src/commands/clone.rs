@@ -138,7 +138,8 @@ async fn follow(c: &Client, mut job: CloneJob, detach: bool) -> anyhow::Result<(
     );
     bar.set_message(format!("{}/{}", job.peer_name, job.workspace_name));
     while job.state == CloneState::Running {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Often enough that a small pull is not kept waiting for the next look.
+        tokio::time::sleep(Duration::from_millis(50)).await;
         job = c.get(&format!("/clones/{}", seg(&job.id))).await?;
         bar.set_length(job.progress.bytes_total);
         bar.set_position(job.progress.bytes_done);
@@ -156,7 +157,10 @@ async fn follow(c: &Client, mut job: CloneJob, detach: bool) -> anyhow::Result<(
                     p.files_total,
                     bytes(p.bytes_total),
                     bytes(p.bytes_sent)
-                )
+                );
+                for n in &j.notes {
+                    println!("note: {n}");
+                }
             });
             Ok(())
         }
