@@ -20,7 +20,16 @@ fn repo() -> PathBuf {
 }
 
 fn docker(args: &[&str]) -> Option<String> {
-    let out = Command::new("docker").args(args).output().ok()?;
+    docker_at(None, args)
+}
+
+/// `docker ARGS` against the engine at `host` (`DOCKER_HOST`), or the default one: its stdout.
+fn docker_at(host: Option<&str>, args: &[&str]) -> Option<String> {
+    let mut cmd = Command::new("docker");
+    if let Some(h) = host {
+        cmd.env("DOCKER_HOST", h);
+    }
+    let out = cmd.args(args).output().ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
@@ -322,14 +331,7 @@ impl SecondEngine {
     }
 
     fn docker(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("docker")
-            .args(args)
-            .env("DOCKER_HOST", self.host())
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        docker_at(Some(&self.host()), args)
     }
 }
 

@@ -51,8 +51,19 @@ fn pair() -> Pair {
     }
 }
 
-fn clone_json(n: &TestNode, args: &[&str]) -> Value {
-    n.json(args)
+impl Pair {
+    /// Starts `aienv clone src/proj --to TMP/clone --detach` on dst: (the target, the job id).
+    fn clone_detached(&self) -> (PathBuf, String) {
+        let target = self._tmp.path().join("clone");
+        let job = self.dst.json(&[
+            "clone",
+            "src/proj",
+            "--to",
+            target.to_str().unwrap(),
+            "--detach",
+        ]);
+        (target, job["id"].as_str().unwrap().to_string())
+    }
 }
 
 /// Writes `mb` MiB of incompressible bytes.
@@ -80,18 +91,7 @@ fn sharded_clone_under_way(p: &Pair) -> Option<(String, PathBuf)> {
     for i in 0..8 {
         big_file(&p.ws.join(format!("shards/{i}.bin")), 80);
     }
-    let target = p._tmp.path().join("clone");
-    let job = clone_json(
-        &p.dst,
-        &[
-            "clone",
-            "src/proj",
-            "--to",
-            target.to_str().unwrap(),
-            "--detach",
-        ],
-    );
-    let id = job["id"].as_str().unwrap().to_string();
+    let (target, id) = p.clone_detached();
     let seen = wait_for("some shards arrived", Duration::from_secs(60), || {
         let j = job_of(&p.dst, &id);
         (j["progress"]["files_done"].as_u64().unwrap_or(0) >= 3 || j["state"] != "running")
@@ -114,10 +114,9 @@ fn job_of(n: &TestNode, id: &str) -> Value {
 fn a_clone_arrives_verified_and_a_pull_moves_only_changes() {
     let p = pair();
     let target = p._tmp.path().join("clone");
-    let job = clone_json(
-        &p.dst,
-        &["clone", "src/proj", "--to", target.to_str().unwrap()],
-    );
+    let job = p
+        .dst
+        .json(&["clone", "src/proj", "--to", target.to_str().unwrap()]);
     assert_eq!(job["state"], "done", "{job}");
     assert_eq!(
         std::fs::read_to_string(target.join("code/train.py")).unwrap(),
@@ -134,11 +133,11 @@ fn a_clone_arrives_verified_and_a_pull_moves_only_changes() {
     // An edit on the source, then a pull: only the change crosses the network.
     let weights = vec![3u8; 2_000_000];
     std::fs::write(p.ws.join("weights.bin"), &weights).unwrap();
-    let first = clone_json(&p.dst, &["pull", "proj"]);
+    let first = p.dst.json(&["pull", "proj"]);
     assert_eq!(first["state"], "done", "{first}");
     assert!(first["progress"]["bytes_sent"].as_u64().unwrap() >= 2_000_000);
     std::fs::write(p.ws.join("code/train.py"), "print('train v2')\n").unwrap();
-    let job = clone_json(&p.dst, &["pull", "proj"]);
+    let job = p.dst.json(&["pull", "proj"]);
     assert_eq!(job["state"], "done", "{job}");
     let sent = job["progress"]["bytes_sent"].as_u64().unwrap();
     assert!(
@@ -228,10 +227,9 @@ fn a_clone_survives_a_killed_source_and_resumes_where_it_stopped() {
         .to_string();
     p.src = TestNode::start_in(&src_dir, "src", &["--discovery-group", &group]).unwrap();
     p.dst.wait_for_catalog("proj");
-    let job = clone_json(
-        &p.dst,
-        &["clone", "src/proj", "--to", target.to_str().unwrap()],
-    );
+    let job = p
+        .dst
+        .json(&["clone", "src/proj", "--to", target.to_str().unwrap()]);
     assert_eq!(job["state"], "done", "{job}");
     let total = job["progress"]["bytes_total"].as_u64().unwrap();
     let sent = job["progress"]["bytes_sent"].as_u64().unwrap();
@@ -262,18 +260,7 @@ fn a_clone_survives_a_killed_source_and_resumes_where_it_stopped() {
 fn a_cancelled_clone_leaves_nothing_behind() {
     let p = pair();
     big_file(&p.ws.join("weights.bin"), 400);
-    let target = p._tmp.path().join("clone");
-    let job = clone_json(
-        &p.dst,
-        &[
-            "clone",
-            "src/proj",
-            "--to",
-            target.to_str().unwrap(),
-            "--detach",
-        ],
-    );
-    let id = job["id"].as_str().unwrap().to_string();
+    let (target, id) = p.clone_detached();
     let out = p.dst.cli(&["clones", "cancel", &id]);
     let done = wait_for("the clone ends", SOON, || {
         let all = p.dst.json(&["clones"]);
@@ -399,10 +386,9 @@ fn a_receiver_killed_mid_clone_says_so_after_a_restart_and_resumes() {
     assert!(!target.exists(), "the target appears only when complete");
 
     p.dst.wait_for_catalog("proj");
-    let again = clone_json(
-        &p.dst,
-        &["clone", "src/proj", "--to", target.to_str().unwrap()],
-    );
+    let again = p
+        .dst
+        .json(&["clone", "src/proj", "--to", target.to_str().unwrap()]);
     assert_eq!(again["state"], "done", "{again}");
     let total = again["progress"]["bytes_total"].as_u64().unwrap();
     let sent = again["progress"]["bytes_sent"].as_u64().unwrap();

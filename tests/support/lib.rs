@@ -415,20 +415,9 @@ pub fn skip_without(test: &str, missing: Option<String>) -> bool {
     true
 }
 
-/// The live (not zombie) processes in a process group, read from /proc.
-pub fn group_members(pgid: u64) -> Vec<u64> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| {
-        let pid: u64 = e.ok()?.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let mut f = stat[stat.rfind(')')? + 1..].split_whitespace();
-        let state = f.next()?;
-        let pgrp: u64 = f.nth(1)?.parse().ok()?;
-        (pgrp == pgid && state != "Z").then_some(pid)
-    })
-    .collect()
+/// The live (not zombie) processes in a process group: the runtime's own check.
+pub fn group_members(pgid: u64) -> Vec<u32> {
+    aienv_runtime::process::group_members(u32::try_from(pgid).expect("a process group id"))
 }
 
 /// A GET that returns the status code (0 when nothing answers), with no proxy in the way.

@@ -70,6 +70,8 @@ struct Inner {
     /// Runs by id (ended ones too), and the backend handles of live ones.
     runs: Mutex<std::collections::HashMap<String, aienv_core::run::Run>>,
     live_runs: Mutex<std::collections::HashMap<String, aienv_runtime::backend::Running>>,
+    /// The ports each unfinished run holds in `ports`.
+    held_ports: Mutex<std::collections::HashMap<String, Vec<u16>>>,
     probe: aienv_runtime::Probe,
     ports: aienv_runtime::ports::Ports,
     backends: aienv_runtime::backend::Backends,
@@ -128,6 +130,7 @@ impl Node {
                 running_clones: Mutex::new(Default::default()),
                 runs: Mutex::new(Default::default()),
                 live_runs: Mutex::new(Default::default()),
+                held_ports: Mutex::new(Default::default()),
                 probe: aienv_runtime::Probe::new(data_dir.path()),
                 ports: Default::default(),
                 backends: Default::default(),

@@ -134,6 +134,8 @@ impl Node {
             ended_ms: None,
         };
         lock(&self.inner.runs).insert(id.clone(), run.clone());
+        // Tools' ports and, for containers and VMs, every published one: let go when it ends.
+        lock(&self.inner.held_ports).insert(id.clone(), plan.ports());
         self.run_changed(&id);
         let node = self.clone();
         tokio::spawn(async move { node.drive(plan, machine).await });
@@ -261,7 +263,6 @@ impl Node {
     /// Moves a run to a final state (unless it already is in one) and lets go of its ports.
     fn finish(&self, id: &str, state: RunState, error: Option<String>) {
         let mut changed = false;
-        let mut ports = Vec::new();
         self.update_run(id, |r| {
             if r.state.is_final() {
                 return;
@@ -276,12 +277,12 @@ impl Node {
                 r.error = error.clone();
             }
             r.ended_ms = Some(now_ms());
-            ports = r.tools.iter().filter_map(|t| t.port).collect();
             changed = true;
         });
         if changed {
             lock(&self.inner.live_runs).remove(id);
-            self.inner.ports.release(ports);
+            let held = lock(&self.inner.held_ports).remove(id);
+            self.inner.ports.release(held.unwrap_or_default());
         }
     }
 

@@ -42,18 +42,12 @@ pub struct ContainerRun {
 pub async fn start(plan: &RunPlan, use_gpus: bool) -> Result<ContainerRun, RunError> {
     let (docker, engine) = crate::engine::detect().await.map_err(RunError::Engine)?;
     let image = plan.env.image.clone().unwrap_or_default();
-    if let Err(e) = docker.inspect_image(&image).await {
-        return Err(match status(&e) {
-            Some(404) => RunError::Image(format!(
-                "the image {image:?} is not on this machine's {}; get it with `{} pull {image}` \
-                 (or clone the environment from a peer that has it)",
-                engine.name, engine.name
-            )),
-            _ => RunError::Engine(format!(
-                "{} could not be asked about {image:?}: {e}",
-                engine.name
-            )),
-        });
+    if !crate::image::has(&docker, &image).await? {
+        return Err(RunError::Image(format!(
+            "the image {image:?} is not on this machine's {}; get it with `{} pull {image}` \
+             (or clone the environment from a peer that has it)",
+            engine.name, engine.name
+        )));
     }
     let mut out = logs::open_append(&plan.log)
         .map_err(|e| RunError::io(format!("cannot write the log {}", plan.log.display()), e))?;

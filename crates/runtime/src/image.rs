@@ -15,6 +15,10 @@ use crate::error::RunError;
 /// Whether this machine's engine has the image.
 pub async fn present(name: &str) -> Result<bool, RunError> {
     let (docker, _) = crate::engine::detect().await.map_err(RunError::Engine)?;
+    has(&docker, name).await
+}
+
+pub(crate) async fn has(docker: &bollard::Docker, name: &str) -> Result<bool, RunError> {
     match docker.inspect_image(name).await {
         Ok(_) => Ok(true),
         Err(bollard::errors::Error::DockerResponseServerError {
@@ -30,12 +34,12 @@ pub async fn present(name: &str) -> Result<bool, RunError> {
 pub async fn export(
     name: &str,
 ) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, RunError> {
-    if !present(name).await? {
+    let (docker, _) = crate::engine::detect().await.map_err(RunError::Engine)?;
+    if !has(&docker, name).await? {
         return Err(RunError::Image(format!(
             "the image {name:?} is not on this machine"
         )));
     }
-    let (docker, _) = crate::engine::detect().await.map_err(RunError::Engine)?;
     Ok(docker
         .export_image(name)
         .map(|r| r.map_err(std::io::Error::other)))
@@ -89,7 +93,7 @@ where
             engine.name
         )));
     }
-    if !present(name).await? {
+    if !has(&docker, name).await? {
         return Err(RunError::Image(format!(
             "the peer's archive did not contain the image {name:?}"
         )));

@@ -51,7 +51,8 @@ pub async fn run(c: &Client, a: RunArgs) -> anyhow::Result<()> {
             eprintln!("note: {n}");
         }
     }
-    let body_notes = run.notes.len();
+    // The backend adds notes once it has started (how a VM is accelerated): printed at the end.
+    let noted = run.notes.len();
     let mut said = run.state;
     while !a.detach && matches!(run.state, RunState::Starting | RunState::WaitingReady) {
         tokio::time::sleep(POLL).await;
@@ -61,7 +62,6 @@ pub async fn run(c: &Client, a: RunArgs) -> anyhow::Result<()> {
         }
         said = run.state;
     }
-    let noted = body_notes;
     c.print(&run, |r| {
         // Notes the backend added once it started (e.g. how a VM is accelerated).
         for n in r.notes.iter().skip(noted) {
