@@ -13,6 +13,9 @@ use utoipa::ToSchema;
 
 use crate::manifest::ManifestError;
 
+/// Where a container environment's workspace is mounted inside the container.
+pub const CONTAINER_WORKSPACE: &str = "/workspace";
+
 /// A registered workspace as the node knows it: where it lives, and its manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Workspace {
@@ -115,6 +118,20 @@ impl Manifest {
             }
             for file in [&env.disk, &env.kernel, &env.initrd].into_iter().flatten() {
                 paths.push(file.clone());
+            }
+            if let Some(py) = &env.python {
+                paths.extend(py.conda.iter().chain(&py.pixi).cloned());
+            }
+            // An adopted environment needs its source file and what its image is built from.
+            if let Some(from) = &env.from {
+                paths.push(from.split('#').next().unwrap_or(from).to_string());
+            }
+            if let Some(b) = &env.build {
+                paths.push(b.dockerfile.clone());
+                match b.context_dir().as_str() {
+                    "" | "." => return None,
+                    dir => paths.push(dir.to_string()),
+                }
             }
         }
         paths.sort();
@@ -236,6 +253,12 @@ pub struct Environment {
     /// The table's key in the manifest.
     pub name: String,
     pub kind: EnvKind,
+    /// The file this environment is adopted from (a `devcontainer.json`, `compose.yaml#SERVICE`,
+    /// `Dockerfile`, `environment.yml`, `pixi.toml`, `pyproject.toml`, `requirements.txt`),
+    /// relative to the workspace. That file stays the source of truth: the node reads it again
+    /// whenever it changes, and keys written in the manifest override what it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Names of the projects this environment uses.
@@ -251,6 +274,10 @@ pub struct Environment {
     /// process: the Python environment to set up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub python: Option<PythonSetup>,
+    /// Commands run in order each time the environment starts, after its Python or container is
+    /// up and before its command's tools; a failing one fails the start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setup: Vec<String>,
     /// process: the main command; container: overrides the image's command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
@@ -260,6 +287,9 @@ pub struct Environment {
     /// container, vm: ports to publish (on 127.0.0.1 unless shared).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<u16>,
+    /// container: build the image from a Dockerfile (tagged `image` when given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<ImageBuild>,
     /// container: which GPUs to pass through: "all" or a count such as "1".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpus: Option<String>,
@@ -284,6 +314,66 @@ pub struct Environment {
     /// The tools the environment offers (`[[environment.NAME.tool]]` in the manifest).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<Tool>,
+}
+
+impl Environment {
+    /// An environment with nothing but its name and kind.
+    pub fn new(name: impl Into<String>, kind: EnvKind) -> Self {
+        Environment {
+            name: name.into(),
+            kind,
+            from: None,
+            description: None,
+            projects: Vec::new(),
+            env: BTreeMap::new(),
+            requires: Requirements::default(),
+            fallback: None,
+            python: None,
+            setup: Vec::new(),
+            command: None,
+            image: None,
+            build: None,
+            ports: Vec::new(),
+            gpus: None,
+            disk: None,
+            kernel: None,
+            initrd: None,
+            kernel_args: None,
+            memory_gb: None,
+            cpus: None,
+            tools: Vec::new(),
+        }
+    }
+}
+
+/// How a container environment's image is built (`docker build`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageBuild {
+    /// The Dockerfile, relative to the workspace.
+    pub dockerfile: String,
+    /// The build context folder, relative to the workspace; defaults to the Dockerfile's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Build arguments (`ARG` values).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
+    /// The stage to build in a multi-stage Dockerfile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+impl ImageBuild {
+    /// The context folder relative to the workspace ("" for the workspace itself).
+    pub fn context_dir(&self) -> String {
+        match &self.context {
+            Some(c) => c.trim_end_matches('/').trim_start_matches("./").to_string(),
+            None => std::path::Path::new(&self.dockerfile)
+                .parent()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// What an environment needs from the machine it runs on.
@@ -342,6 +432,24 @@ pub struct PythonSetup {
     /// A lock file relative to the workspace (e.g. `uv.lock`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<String>,
+    /// With `requirements = "pyproject.toml"`: the optional dependency groups to install too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extras: Vec<String>,
+    /// A conda environment file (`environment.yml`), built with micromamba, mamba or conda.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conda: Option<String>,
+    /// A pixi manifest (`pixi.toml`), installed with pixi.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixi: Option<String>,
+}
+
+impl PythonSetup {
+    /// The files the set-up is built from, relative to the workspace.
+    pub fn files(&self) -> impl Iterator<Item = &String> {
+        [&self.requirements, &self.lock, &self.conda, &self.pixi]
+            .into_iter()
+            .flatten()
+    }
 }
 
 /// Something an environment offers a user: JupyterLab, TensorBoard, an inference endpoint.
@@ -374,4 +482,8 @@ pub struct Readiness {
     pub log: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_s: Option<u32>,
+    /// The run does not wait for this tool (a forwarded port something may listen on later);
+    /// its link is marked ready once it answers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
 }

@@ -364,6 +364,7 @@ impl Node {
                 create: false,
                 name: None,
                 description: None,
+                manifest: None,
             }),
         })
         .await

@@ -9,6 +9,7 @@
 //! Depends on `aienv-core` only. Start reading at [`Node::start`], then `workspaces.rs` (the
 //! registry operations), `items.rs` (projects and environments) and `reload.rs` (hand edits).
 
+mod adopted;
 mod clones;
 mod datadir;
 mod error;
@@ -36,6 +37,7 @@ use tokio::sync::broadcast;
 pub use aienv_discovery::Status as DiscoveryStatus;
 pub use aienv_runtime::RunError;
 pub use aienv_sharing::{CatalogEntry, FileManifest, ShareList};
+pub use adopted::WorkspaceProposal;
 pub use clones::CloneRequest;
 pub use datadir::{NODE_FILE, NodeRecord, create as create_data_dir, read_record};
 pub use error::{NodeError, Result};

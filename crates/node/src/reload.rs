@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use aienv_core::Event;
 use aienv_core::event::ChangeCause;
-use aienv_core::manifest;
 use aienv_core::watch::ManifestWatcher;
 use tokio::sync::mpsc;
 
@@ -68,7 +67,7 @@ impl Node {
         else {
             return;
         };
-        match manifest::load(dir) {
+        match crate::adopted::load(dir) {
             // Our own API writes come back through the watcher too: nothing changed, say nothing.
             Ok(m) if ws.manifest.as_ref() == Some(&m) && ws.problem.is_none() => {}
             Ok(m) => {

@@ -192,9 +192,39 @@ impl Node {
         }
     }
 
-    /// Waits for every tool; a tool that never answers fails (and stops) the whole run.
+    /// Waits for every tool; a tool that never answers fails (and stops) the whole run. An
+    /// optional tool (`ready = { optional = true }`) is not waited for: its link is marked
+    /// ready when it answers, for as long as the run lives.
     async fn wait_ready(&self, id: &str, plan: &RunPlan, running: &Running) {
-        let waits = plan.tools.iter().map(|t| {
+        let optional = |name: &str| {
+            plan.env
+                .tools
+                .iter()
+                .any(|t| t.name == name && t.ready.as_ref().is_some_and(|r| r.optional))
+        };
+        for t in plan.tools.iter().filter(|t| optional(&t.name)) {
+            let (node, id, check, log, name) = (
+                self.downgrade(),
+                id.to_string(),
+                t.check.clone(),
+                plan.log.clone(),
+                t.name.clone(),
+            );
+            let running = running.clone();
+            tokio::spawn(async move {
+                let forever = Duration::from_secs(365 * 24 * 3600);
+                if ready::wait(&check, log, forever, || running.failure()).await.is_ok()
+                    && let Some(node) = node.upgrade()
+                {
+                    node.update_run(&id, |r| {
+                        if let Some(t) = r.tools.iter_mut().find(|t| t.name == name) {
+                            t.ready = true;
+                        }
+                    });
+                }
+            });
+        }
+        let waits = plan.tools.iter().filter(|t| !optional(&t.name)).map(|t| {
             let running = running.clone();
             let log = plan.log.clone();
             async move {

@@ -30,6 +30,7 @@ async fn api_edits_are_announced_once_and_hand_edits_follow() {
             create: true,
             name: None,
             description: None,
+            manifest: None,
         })
         .unwrap();
     let mut rx = node.subscribe();

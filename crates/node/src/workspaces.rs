@@ -27,6 +27,11 @@ pub struct NewWorkspace {
     /// Name for a new workspace; defaults to the folder name.
     pub name: Option<String>,
     pub description: Option<String>,
+    /// With `create`: the manifest to write instead of the starter, e.g. an accepted (and maybe
+    /// edited) proposal from `POST /workspaces/proposal`. Refused, and nothing written, when
+    /// it is invalid.
+    #[serde(default)]
+    pub manifest: Option<String>,
 }
 
 /// A change of a workspace's own settings; absent fields stay as they are.
@@ -95,28 +100,42 @@ impl Node {
                     path.display()
                 )));
             }
-            let name = match req.name {
-                Some(n) => n,
-                None => folder_name(&path)?,
-            };
             self.refuse_registered(&path)?;
-            let text = manifest::starter_manifest(&name, req.description.as_deref());
-            // Check before touching the disk: a bad name must not leave a folder behind.
-            manifest::parse(&text, &file).map_err(|e| {
-                NodeError::InvalidRequest(format!(
-                    "cannot create a workspace there: {}; give it a name",
-                    e.message
-                ))
-            })?;
+            let text = match req.manifest {
+                Some(text) => {
+                    if req.name.is_some() || req.description.is_some() {
+                        return Err(NodeError::InvalidRequest(
+                            "give either a manifest or a name and description, not both".into(),
+                        ));
+                    }
+                    crate::adopted::parse(&text, &path)?;
+                    text
+                }
+                None => {
+                    let name = match req.name {
+                        Some(n) => n,
+                        None => folder_name(&path)?,
+                    };
+                    let text = manifest::starter_manifest(&name, req.description.as_deref());
+                    // Check before touching the disk: a bad name must not leave a folder behind.
+                    manifest::parse(&text, &file).map_err(|e| {
+                        NodeError::InvalidRequest(format!(
+                            "cannot create a workspace there: {}; give it a name",
+                            e.message
+                        ))
+                    })?;
+                    text
+                }
+            };
             std::fs::create_dir_all(&path).map_err(|e| {
                 NodeError::io(format!("cannot create the folder {}", path.display()), e)
             })?;
             fsutil::atomic_write(&file, text.as_bytes())
                 .map_err(|e| NodeError::io(format!("cannot write {}", file.display()), e))?;
-        } else if req.name.is_some() || req.description.is_some() {
+        } else if req.name.is_some() || req.description.is_some() || req.manifest.is_some() {
             return Err(NodeError::InvalidRequest(
-                "name and description apply only when creating a workspace; to change them in an \
-                 existing one, edit it after adding"
+                "name, description and manifest apply only when creating a workspace (`create`); \
+                 to change them in an existing one, edit it after adding"
                     .into(),
             ));
         }
@@ -128,7 +147,15 @@ impl Node {
         }
         let path = canonical(&path)?;
         self.refuse_registered(&path)?;
-        let manifest = manifest::load(&path)?;
+        if !path.join(MANIFEST_FILE).exists() {
+            return Err(NodeError::NotFound(format!(
+                "{} has no aienv.toml; `aienv workspace add` proposes environments from the files \
+                 there (POST /api/v1/workspaces/proposal), or `aienv workspace create` starts an \
+                 empty one",
+                path.display()
+            )));
+        }
+        let manifest = crate::adopted::load(&path)?;
         let ws = Workspace {
             id: new_id(),
             name: manifest.workspace.name.clone(),
@@ -142,6 +169,7 @@ impl Node {
             return Err(e);
         }
         self.watch(&ws.path);
+        self.follow_sources(&ws);
         self.emit(Event::WorkspaceAdded {
             workspace: ws.clone(),
         });
@@ -195,7 +223,7 @@ impl Node {
         let _w = self.write_guard();
         let ws = self.workspace(key)?;
         let file = ws.path.join(MANIFEST_FILE);
-        let manifest = manifest::parse(text, &file)?;
+        let manifest = crate::adopted::parse(text, &ws.path)?;
         fsutil::atomic_write(&file, text.as_bytes())
             .map_err(|e| NodeError::io(format!("cannot write {}", file.display()), e))?;
         Ok(self.apply(ws, manifest, ChangeCause::Api))
@@ -216,7 +244,7 @@ impl Node {
         // Edit the text on disk, not the last good manifest: a hand edit in progress is kept.
         manifest::parse(&text, &file).map_err(fix_first)?;
         change(&mut doc)?;
-        let manifest = doc.validated()?;
+        let manifest = aienv_adopt::resolve_manifest(&ws.path, doc.validated()?)?;
         fsutil::atomic_write(&file, doc.render().as_bytes())
             .map_err(|e| NodeError::io(format!("cannot write {}", file.display()), e))?;
         Ok(self.apply(ws, manifest, ChangeCause::Api))
@@ -233,6 +261,7 @@ impl Node {
         ws.manifest = Some(manifest);
         ws.problem = None;
         self.mutate().insert(ws.id.clone(), ws.clone());
+        self.follow_sources(&ws);
         self.emit(Event::WorkspaceChanged {
             workspace: ws.clone(),
             cause,
@@ -246,7 +275,7 @@ impl Node {
         lock(&self.inner.added).extend(entries.iter().map(|e| (e.id.clone(), e.added)));
         let mut all = self.mutate();
         for entry in entries {
-            let (manifest, problem) = match manifest::load(&entry.path) {
+            let (manifest, problem) = match crate::adopted::load(&entry.path) {
                 Ok(m) => (Some(m), None),
                 Err(e) if !entry.path.is_dir() => (
                     None,
@@ -281,10 +310,11 @@ impl Node {
                 },
             );
         }
-        let paths: Vec<_> = all.values().map(|w| w.path.clone()).collect();
+        let loaded: Vec<_> = all.values().cloned().collect();
         drop(all);
-        for path in paths {
-            self.watch(&path);
+        for ws in loaded {
+            self.watch(&ws.path);
+            self.follow_sources(&ws);
         }
     }
 

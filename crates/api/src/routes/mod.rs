@@ -23,6 +23,7 @@ pub(crate) fn api() -> OpenApiRouter<Node> {
     OpenApiRouter::new()
         .routes(routes!(health::health))
         .routes(routes!(workspaces::list, workspaces::create))
+        .routes(routes!(workspaces::propose))
         .routes(routes!(
             workspaces::show,
             workspaces::update,

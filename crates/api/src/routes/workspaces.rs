@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use aienv_core::{Workspace, WorkspaceSummary};
-use aienv_node::{NewWorkspace, Node, WorkspacePatch};
+use aienv_node::{NewWorkspace, Node, WorkspacePatch, WorkspaceProposal};
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
@@ -59,6 +59,33 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let ws = blocking(move || node.create_workspace(req)).await?;
     Ok((StatusCode::CREATED, Json(ws)))
+}
+
+/// A folder to propose environments for.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalRequest {
+    /// Absolute path of a folder without an `aienv.toml`.
+    #[schema(value_type = String)]
+    pub path: std::path::PathBuf,
+}
+
+/// Proposes environments for a folder without an `aienv.toml`, from the files already there
+/// (devcontainer.json, Dockerfile, compose.yaml, environment.yml, pixi.toml, pyproject.toml,
+/// requirements*.txt, notebooks), and the manifest accepting them would write. Writes nothing:
+/// accept with `POST /workspaces` (`create: true`, `manifest`: the text, edited or not).
+#[utoipa::path(post, path = "/workspaces/proposal", tag = "workspaces", request_body = ProposalRequest, responses(
+    (status = 200, body = WorkspaceProposal),
+    (status = 404, description = "no such folder", body = ErrorBody),
+    (status = 409, description = "the folder has an aienv.toml already", body = ErrorBody),
+))]
+pub async fn propose(
+    State(node): State<Node>,
+    Body(req): Body<ProposalRequest>,
+) -> Result<Json<WorkspaceProposal>, ApiError> {
+    Ok(Json(
+        blocking(move || node.propose_workspace(&req.path)).await?,
+    ))
 }
 
 /// One workspace by id (or by name, when unique), with its manifest and any current problem.

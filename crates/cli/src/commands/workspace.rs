@@ -21,8 +21,18 @@ pub enum WorkspaceCmd {
         #[arg(long)]
         description: Option<String>,
     },
-    /// Register a folder that already has an aienv.toml.
-    Add { path: PathBuf },
+    /// Register a folder. Without an aienv.toml there, propose environments from the files it
+    /// has (devcontainer.json, Dockerfile, compose.yaml, environment.yml, pixi.toml,
+    /// pyproject.toml, requirements*.txt, notebooks) and write one when accepted.
+    Add {
+        path: PathBuf,
+        /// Accept the proposal without asking.
+        #[arg(long, short = 'y', conflicts_with = "dry_run")]
+        yes: bool,
+        /// Only show the proposal; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// List registered workspaces.
     #[command(alias = "ls")]
     List,
@@ -70,8 +80,17 @@ impl WorkspaceCmd {
                     );
                 });
             }
-            WorkspaceCmd::Add { path } => {
-                let body = json!({ "path": super::absolute(&path)? });
+            WorkspaceCmd::Add { path, yes, dry_run } => {
+                let path = super::absolute(&path)?;
+                if !path.join(aienv_core::MANIFEST_FILE).exists() {
+                    let answer = match (yes, dry_run) {
+                        (true, _) => super::adopt::Answer::Yes,
+                        (_, true) => super::adopt::Answer::DryRun,
+                        _ => super::adopt::Answer::Ask,
+                    };
+                    return super::adopt::add_folder(c, &path, answer).await;
+                }
+                let body = json!({ "path": path });
                 let ws: Workspace = c.send(Method::POST, "/workspaces", Some(&body)).await?;
                 c.print(&ws, |ws| {
                     println!(

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::model::{Access, EnvKind, Fallback, GitRef, PythonSetup, Readiness, Requirements};
+use crate::model::{
+    Access, EnvKind, Fallback, GitRef, ImageBuild, PythonSetup, Readiness, Requirements,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +59,7 @@ pub(super) struct RawProject {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawEnvironment {
     pub kind: EnvKind,
+    pub from: Option<Spanned<String>>,
     pub description: Option<String>,
     #[serde(default)]
     pub projects: Vec<Spanned<String>>,
@@ -65,8 +68,10 @@ pub(super) struct RawEnvironment {
     pub requires: Option<Spanned<Requirements>>,
     pub fallback: Option<Fallback>,
     pub python: Option<Spanned<PythonSetup>>,
+    pub setup: Option<Spanned<Vec<String>>>,
     pub command: Option<String>,
     pub image: Option<Spanned<String>>,
+    pub build: Option<Spanned<ImageBuild>>,
     pub ports: Option<Spanned<Vec<u16>>>,
     pub gpus: Option<Spanned<String>>,
     pub disk: Option<Spanned<String>>,

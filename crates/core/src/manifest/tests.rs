@@ -290,25 +290,10 @@ fn tool(name: &str) -> Tool {
 
 fn process_env(name: &str) -> Environment {
     Environment {
-        name: name.into(),
-        kind: EnvKind::Process,
-        description: None,
         projects: vec!["trainer".into()],
         env: [("OMP_NUM_THREADS".to_string(), "4".to_string())].into(),
-        requires: Default::default(),
-        fallback: None,
-        python: None,
-        command: None,
-        image: None,
-        ports: vec![],
-        gpus: None,
-        disk: None,
-        kernel: None,
-        initrd: None,
-        kernel_args: None,
-        memory_gb: None,
-        cpus: None,
         tools: vec![tool("board"), tool("lab")],
+        ..Environment::new(name, EnvKind::Process)
     }
 }
 

@@ -195,6 +195,20 @@ impl Validator<'_> {
         self.only_for(
             &ctx,
             e.kind,
+            "build",
+            e.build.as_ref().map(|s| s.span().start),
+            &[EnvKind::Container],
+        )?;
+        self.only_for(
+            &ctx,
+            e.kind,
+            "setup",
+            e.setup.as_ref().map(|s| s.span().start),
+            &[EnvKind::Process, EnvKind::Container],
+        )?;
+        self.only_for(
+            &ctx,
+            e.kind,
             "gpus",
             e.gpus.as_ref().map(|s| s.span().start),
             &[EnvKind::Container],
@@ -233,10 +247,14 @@ impl Validator<'_> {
             &limits,
         )?;
         match e.kind {
-            EnvKind::Container if e.image.is_none() => {
+            // An adopted environment gets its image from its source, checked once it is read.
+            EnvKind::Container if e.image.is_none() && e.build.is_none() && e.from.is_none() => {
                 return Err(self.at(
                     at,
-                    format!("{ctx} is a container and needs `image = \"...\"`"),
+                    format!(
+                        "{ctx} is a container and needs `image = \"...\"` \
+                         (or `build = {{ dockerfile = \"Dockerfile\" }}`)"
+                    ),
                 ));
             }
             EnvKind::Vm if e.disk.is_none() && e.kernel.is_none() => {
@@ -250,11 +268,35 @@ impl Validator<'_> {
             }
             _ => {}
         }
+        if let Some(from) = &e.from {
+            let file = from.get_ref().split('#').next().unwrap_or_default();
+            if let Some(why) = path_problem(file) {
+                return Err(self.at(from.span().start, format!("{ctx}: from {file:?} {why}")));
+            }
+        }
+        if let Some(build) = &e.build {
+            let b = build.get_ref();
+            for (key, file) in [("dockerfile", Some(&b.dockerfile)), ("context", b.context.as_ref())] {
+                if let Some(why) = file.and_then(|f| path_problem(f)) {
+                    return Err(self.at(
+                        build.span().start,
+                        format!("{ctx}: build.{key} {:?} {why}", file.unwrap_or(&String::new())),
+                    ));
+                }
+            }
+        }
         if let Some(python) = &e.python {
-            for file in [&python.get_ref().requirements, &python.get_ref().lock]
-                .into_iter()
-                .flatten()
+            let py = python.get_ref();
+            let sources = [&py.requirements, &py.lock, &py.conda, &py.pixi];
+            if sources.iter().filter(|s| s.is_some()).count() > 1
+                && !(py.conda.is_none() && py.pixi.is_none())
             {
+                return Err(self.at(
+                    python.span().start,
+                    format!("{ctx}: python takes one of `conda`, `pixi`, or `requirements`/`lock`"),
+                ));
+            }
+            for file in py.files() {
                 if let Some(why) = path_problem(file) {
                     return Err(self.at(
                         python.span().start,
@@ -330,14 +372,17 @@ impl Validator<'_> {
         Ok(Environment {
             name,
             kind: e.kind,
+            from: e.from.map(Spanned::into_inner),
             description: e.description,
             projects: e.projects.into_iter().map(Spanned::into_inner).collect(),
             env: e.env,
             requires: e.requires.map(Spanned::into_inner).unwrap_or_default(),
             fallback: e.fallback,
             python: e.python.map(Spanned::into_inner),
+            setup: e.setup.map(Spanned::into_inner).unwrap_or_default(),
             command: e.command,
             image: e.image.map(Spanned::into_inner),
+            build: e.build.map(Spanned::into_inner),
             ports: e.ports.map(Spanned::into_inner).unwrap_or_default(),
             gpus: e.gpus.map(Spanned::into_inner),
             disk: e.disk.map(Spanned::into_inner),
