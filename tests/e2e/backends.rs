@@ -19,7 +19,7 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn docker(args: &[&str]) -> Option<String> {
+pub(crate) fn docker(args: &[&str]) -> Option<String> {
     docker_at(None, args)
 }
 
@@ -36,7 +36,7 @@ fn docker_at(host: Option<&str>, args: &[&str]) -> Option<String> {
 }
 
 /// Why Docker cannot be used here, if it cannot. Builds the test image when missing.
-fn docker_missing() -> Option<String> {
+pub(crate) fn docker_missing() -> Option<String> {
     if docker(&["info", "--format", "{{.ServerVersion}}"]).is_none() {
         return Some("no running Docker daemon (scripts/start-docker.sh starts one)".into());
     }

@@ -1,6 +1,7 @@
 //! End-to-end tests: real `aienv serve` processes on 127.0.0.1, driven by the real CLI, HTTP and
 //! the WebSocket event stream.
 
+mod adopt; // folders without a manifest: proposals, accepted and run for real, adopted files followed
 mod backends; // container and VM runs: Docker and QEMU for real, their failures
 mod clone; // cloning between real nodes: verified, incremental, resumed, cancelled, a full disk
 mod lan; // discovery between real nodes on 127.0.0.1: join, goodbye, crash, restart, catalog, static peers
