@@ -13,7 +13,9 @@ use serde_json::Value;
 use crate::backends::{docker, docker_missing};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/adopt").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/adopt")
+        .join(name)
 }
 
 /// Copies a fixture folder (the runs write into their workspace; the repo's copy stays clean).
@@ -56,9 +58,15 @@ fn a_requirements_folder_is_proposed_accepted_and_its_jupyterlab_runs() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("has no aienv.toml"), "{stdout}");
-    assert!(stdout.contains("python  (process, from requirements.txt)"), "{stdout}");
+    assert!(
+        stdout.contains("python  (process, from requirements.txt)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("tools: JupyterLab"), "{stdout}");
-    assert!(stdout.contains("from = \"requirements.txt\""), "the manifest is shown: {stdout}");
+    assert!(
+        stdout.contains("from = \"requirements.txt\""),
+        "the manifest is shown: {stdout}"
+    );
     assert!(!dir.join("aienv.toml").exists(), "a dry run writes nothing");
     // Without a terminal to ask on, nothing is written either, and the user learns how to accept.
     let out = node.cli(&["workspace", "add", path]);
@@ -72,7 +80,10 @@ fn a_requirements_folder_is_proposed_accepted_and_its_jupyterlab_runs() {
     assert!(stdout.contains("with environments: python"), "{stdout}");
     let written = std::fs::read_to_string(dir.join("aienv.toml")).unwrap();
     assert!(written.contains("from = \"requirements.txt\""), "{written}");
-    assert!(written.contains("# From requirements.txt"), "commented: {written}");
+    assert!(
+        written.contains("# From requirements.txt"),
+        "commented: {written}"
+    );
 
     let run = node.json(&["run", "analysis", "python"]);
     assert_eq!(run["state"], "running", "{run}\n{}", node.log());
@@ -83,10 +94,24 @@ fn a_requirements_folder_is_proposed_accepted_and_its_jupyterlab_runs() {
     assert!(out.status.success(), "{:?}", text(&out));
 
     // Asking again for a folder that now has a manifest is refused with what to do.
-    let (status, body) = post(&node, "/workspaces/proposal", &serde_json::json!({ "path": path }));
+    let (status, body) = post(
+        &node,
+        "/workspaces/proposal",
+        &serde_json::json!({ "path": path }),
+    );
     assert_eq!(status, 409, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("already has an aienv.toml"), "{body}");
-    let (status, body) = post(&node, "/workspaces/proposal", &serde_json::json!({ "path": "relative/dir" }));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already has an aienv.toml"),
+        "{body}"
+    );
+    let (status, body) = post(
+        &node,
+        "/workspaces/proposal",
+        &serde_json::json!({ "path": "relative/dir" }),
+    );
     assert_eq!(status, 400, "{body}");
 }
 
@@ -142,24 +167,53 @@ fn a_devcontainer_is_built_run_and_followed_when_its_file_changes() {
     let manifest_before = std::fs::read_to_string(dir.join("aienv.toml")).unwrap();
     let file = dir.join(".devcontainer/devcontainer.json");
     let json = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, json.replace("\"label\": \"Web\"", "\"label\": \"Site\"")).unwrap();
-    wait_for("the edit of devcontainer.json to reach the environment", Duration::from_secs(10), || {
-        let ws = node.json(&["workspace", "show", "webdev"]);
-        (ws["manifest"]["environments"][0]["tools"][0]["name"] == "Site").then_some(())
-    });
-    assert_eq!(std::fs::read_to_string(dir.join("aienv.toml")).unwrap(), manifest_before);
+    std::fs::write(
+        &file,
+        json.replace("\"label\": \"Web\"", "\"label\": \"Site\""),
+    )
+    .unwrap();
+    wait_for(
+        "the edit of devcontainer.json to reach the environment",
+        Duration::from_secs(10),
+        || {
+            let ws = node.json(&["workspace", "show", "webdev"]);
+            (ws["manifest"]["environments"][0]["tools"][0]["name"] == "Site").then_some(())
+        },
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("aienv.toml")).unwrap(),
+        manifest_before
+    );
 
     // A broken edit: reported with the file and line; the last good environment stays.
-    std::fs::write(&file, json.replace("\"name\": \"Web dev\",", "\"name\": \"Web dev\" \"oops\",")).unwrap();
-    let problem = wait_for("the broken devcontainer.json to be reported", Duration::from_secs(10), || {
-        let ws = node.json(&["workspace", "show", "webdev"]);
-        (!ws["problem"].is_null()).then(|| ws)
-    });
+    std::fs::write(
+        &file,
+        json.replace("\"name\": \"Web dev\",", "\"name\": \"Web dev\" \"oops\","),
+    )
+    .unwrap();
+    let problem = wait_for(
+        "the broken devcontainer.json to be reported",
+        Duration::from_secs(10),
+        || {
+            let ws = node.json(&["workspace", "show", "webdev"]);
+            (!ws["problem"].is_null()).then_some(ws)
+        },
+    );
     let p = &problem["problem"];
-    assert!(p["file"].as_str().unwrap().ends_with(".devcontainer/devcontainer.json"), "{p}");
+    assert!(
+        p["file"]
+            .as_str()
+            .unwrap()
+            .ends_with(".devcontainer/devcontainer.json"),
+        "{p}"
+    );
     assert_eq!(p["line"], 3, "{p}");
-    assert_eq!(problem["manifest"]["environments"][0]["tools"][0]["name"], "Site");
-    let image = docker(&["images", "-q", "--filter", "reference=aienv-build/*"]).unwrap_or_default();
+    assert_eq!(
+        problem["manifest"]["environments"][0]["tools"][0]["name"],
+        "Site"
+    );
+    let image =
+        docker(&["images", "-q", "--filter", "reference=aienv-build/*"]).unwrap_or_default();
     for i in image.split_whitespace() {
         let _ = docker(&["rmi", "-f", i]);
     }

@@ -18,7 +18,11 @@ pub(crate) fn services(src: &Source) -> Result<Vec<String>, ManifestError> {
     }
 }
 
-pub(crate) fn adopt(src: &Source, service: Option<&str>, name: &str) -> Result<Adopted, ManifestError> {
+pub(crate) fn adopt(
+    src: &Source,
+    service: Option<&str>,
+    name: &str,
+) -> Result<Adopted, ManifestError> {
     let root = src.yaml()?;
     let all = services(src)?;
     let service = match service {
@@ -26,7 +30,10 @@ pub(crate) fn adopt(src: &Source, service: Option<&str>, name: &str) -> Result<A
         Some(s) => {
             return Err(src.key_error(
                 "services",
-                format!("there is no service {s:?}; the services are {}", all.join(", ")),
+                format!(
+                    "there is no service {s:?}; the services are {}",
+                    all.join(", ")
+                ),
             ));
         }
         None if all.len() == 1 => all[0].clone(),
@@ -42,7 +49,11 @@ pub(crate) fn adopt(src: &Source, service: Option<&str>, name: &str) -> Result<A
             ));
         }
     };
-    let k = Keys::of(src, &root["services"][&service], &format!("service {service}"))?;
+    let k = Keys::of(
+        src,
+        &root["services"][&service],
+        &format!("service {service}"),
+    )?;
     let mut env = Environment::new(name, EnvKind::Container);
     let mut a = Adopted::new(Environment::new(name, EnvKind::Container), &src.rel);
     env.image = k.str("image")?;
@@ -61,8 +72,11 @@ pub(crate) fn adopt(src: &Source, service: Option<&str>, name: &str) -> Result<A
             let b = Keys::of(src, b, "build")?;
             let context = src.beside("build", &b.str("context")?.unwrap_or_else(|| ".".into()))?;
             let dockerfile = b.str("dockerfile")?.unwrap_or_else(|| "Dockerfile".into());
-            let dockerfile = crate::source::normalise(std::path::Path::new(&join(&context, &dockerfile)))
-                .ok_or_else(|| src.key_error("dockerfile", "leads outside the workspace".into()))?;
+            let dockerfile =
+                crate::source::normalise(std::path::Path::new(&join(&context, &dockerfile)))
+                    .ok_or_else(|| {
+                        src.key_error("dockerfile", "leads outside the workspace".into())
+                    })?;
             env.build = Some(ImageBuild {
                 dockerfile,
                 context: Some(dot(context)),
@@ -70,7 +84,9 @@ pub(crate) fn adopt(src: &Source, service: Option<&str>, name: &str) -> Result<A
                 target: b.str("target")?,
             });
             for key in b.unused() {
-                a.unsupported.push(format!("services.{service}.build.{key}: not passed to the build"));
+                a.unsupported.push(format!(
+                    "services.{service}.build.{key}: not passed to the build"
+                ));
             }
         }
     }
@@ -78,7 +94,10 @@ pub(crate) fn adopt(src: &Source, service: Option<&str>, name: &str) -> Result<A
         a.files.push(b.dockerfile.clone());
     }
     if env.image.is_none() && env.build.is_none() {
-        return Err(src.key_error(&service, format!("service {service} has neither `image` nor `build`")));
+        return Err(src.key_error(
+            &service,
+            format!("service {service} has neither `image` nor `build`"),
+        ));
     }
     for p in ports(src, k.get("ports"))? {
         if !env.ports.contains(&p) {
@@ -99,7 +118,11 @@ pub(crate) fn adopt(src: &Source, service: Option<&str>, name: &str) -> Result<A
         ),
     };
     if let Some(g) = k.get("gpus") {
-        env.gpus = Some(if g.as_str() == Some("all") { "all".into() } else { g.to_string() });
+        env.gpus = Some(if g.as_str() == Some("all") {
+            "all".into()
+        } else {
+            g.to_string()
+        });
     }
     if let Some(deploy) = k.keys("deploy")? {
         resources(src, &deploy, &mut env)?;
@@ -121,18 +144,27 @@ pub(crate) fn adopt(src: &Source, service: Option<&str>, name: &str) -> Result<A
             "healthcheck" => "readiness is checked on the published ports",
             _ => "not supported",
         };
-        a.unsupported.push(format!("services.{service}.{key}: {what}"));
+        a.unsupported
+            .push(format!("services.{service}.{key}: {what}"));
     }
     a.environment = env;
     Ok(a)
 }
 
 fn join(dir: &str, file: &str) -> String {
-    if dir.is_empty() { file.to_string() } else { format!("{dir}/{file}") }
+    if dir.is_empty() {
+        file.to_string()
+    } else {
+        format!("{dir}/{file}")
+    }
 }
 
 fn dot(context: String) -> String {
-    if context.is_empty() { ".".into() } else { context }
+    if context.is_empty() {
+        ".".into()
+    } else {
+        context
+    }
 }
 
 /// The container side of each published port: `"8080:80"`, `"127.0.0.1:8080:80/tcp"`, `"80"`,
@@ -144,12 +176,20 @@ fn ports(src: &Source, v: Option<&Value>) -> Result<Vec<u16>, ManifestError> {
     let bad = |p: &Value| src.key_error("ports", format!("cannot read the port {p}"));
     list.iter()
         .map(|p| match p {
-            Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()).ok_or_else(|| bad(p)),
+            Value::Number(n) => n
+                .as_u64()
+                .and_then(|n| u16::try_from(n).ok())
+                .ok_or_else(|| bad(p)),
             Value::String(s) => {
                 let inside = s.rsplit(':').next().unwrap_or(s);
                 let inside = inside.split('/').next().unwrap_or(inside);
                 // A range ("8000-8001") publishes its first port.
-                inside.split('-').next().unwrap_or(inside).parse().map_err(|_| bad(p))
+                inside
+                    .split('-')
+                    .next()
+                    .unwrap_or(inside)
+                    .parse()
+                    .map_err(|_| bad(p))
             }
             Value::Object(o) => o
                 .get("target")
@@ -167,7 +207,10 @@ fn resources(src: &Source, deploy: &Keys<'_>, env: &mut Environment) -> Result<(
         return Ok(());
     };
     if let Some(limits) = r.keys("limits")? {
-        env.cpus = limits.str("cpus")?.and_then(|c| c.parse::<f64>().ok()).map(|c| c.ceil() as u32);
+        env.cpus = limits
+            .str("cpus")?
+            .and_then(|c| c.parse::<f64>().ok())
+            .map(|c| c.ceil() as u32);
         env.memory_gb = limits.str("memory")?.and_then(|m| memory(&m));
     }
     if let Some(res) = r.keys("reservations")?

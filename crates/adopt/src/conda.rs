@@ -27,16 +27,26 @@ pub(crate) fn adopt(src: &Source, name: &str) -> Result<Adopted, ManifestError> 
                             packages.extend(p.as_str().map(str::to_string));
                         }
                     }
-                    other => a.unsupported.push(format!("dependency {other}: not understood")),
+                    other => a
+                        .unsupported
+                        .push(format!("dependency {other}: not understood")),
                 }
             }
         }
-        Some(_) => return Err(src.key_error("dependencies", "`dependencies` must be a list".into())),
+        Some(_) => {
+            return Err(src.key_error("dependencies", "`dependencies` must be a list".into()));
+        }
     }
     for p in &packages {
         let (pkg, ver) = split_spec(p);
         if pkg == "python" && !ver.is_empty() {
-            version = Some(ver.trim_start_matches(['=', '>', '<', '~']).split(['.', ',']).take(2).collect::<Vec<_>>().join("."));
+            version = Some(
+                ver.trim_start_matches(['=', '>', '<', '~'])
+                    .split(['.', ','])
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join("."),
+            );
         }
         if pkg.contains("cuda") || pkg == "cudatoolkit" {
             env.requires.gpus = Some(1);
@@ -59,13 +69,15 @@ pub(crate) fn adopt(src: &Source, name: &str) -> Result<Adopted, ManifestError> 
     });
     env.tools = crate::python::tools_for(&packages);
     if k.get("prefix").is_some() {
-        a.unsupported.push("prefix: the environment is built in the workspace's .aienv/conda/".into());
+        a.unsupported
+            .push("prefix: the environment is built in the workspace's .aienv/conda/".into());
     }
     k.skip(&["prefix"]);
     for key in k.unused() {
         a.unsupported.push(format!("{key}: not supported"));
     }
-    a.notes.push("building it needs micromamba, mamba or conda on the machine that runs it".into());
+    a.notes
+        .push("building it needs micromamba, mamba or conda on the machine that runs it".into());
     a.environment = env;
     Ok(a)
 }

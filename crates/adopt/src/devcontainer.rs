@@ -47,7 +47,11 @@ pub(crate) fn adopt(src: &Source, name: &str) -> Result<Adopted, ManifestError> 
         let context = src.beside("context", &context)?;
         let mut image_build = ImageBuild {
             dockerfile: dockerfile.clone(),
-            context: Some(if context.is_empty() { ".".into() } else { context }),
+            context: Some(if context.is_empty() {
+                ".".into()
+            } else {
+                context
+            }),
             args: Default::default(),
             target: None,
         };
@@ -55,14 +59,17 @@ pub(crate) fn adopt(src: &Source, name: &str) -> Result<Adopted, ManifestError> 
             image_build.args = b.vars("args")?.into_iter().collect();
             image_build.target = b.str("target")?;
             for key in b.unused() {
-                a.unsupported.push(format!("build.{key}: not passed to the image build"));
+                a.unsupported
+                    .push(format!("build.{key}: not passed to the image build"));
             }
         }
         a.files.push(dockerfile);
         env.build = Some(image_build);
     } else if let Some(b) = &build {
         for key in b.unused() {
-            a.unsupported.push(format!("build.{key}: ignored (the build has no dockerfile)"));
+            a.unsupported.push(format!(
+                "build.{key}: ignored (the build has no dockerfile)"
+            ));
         }
     }
     if env.image.is_none() && env.build.is_none() {
@@ -76,7 +83,10 @@ pub(crate) fn adopt(src: &Source, name: &str) -> Result<Adopted, ManifestError> 
         }
         return Err(src.error_at(
             0,
-            format!("{} names neither an `image` nor a `build.dockerfile`", src.rel),
+            format!(
+                "{} names neither an `image` nor a `build.dockerfile`",
+                src.rel
+            ),
         ));
     }
 
@@ -123,7 +133,10 @@ pub(crate) fn adopt(src: &Source, name: &str) -> Result<Adopted, ManifestError> 
                 continue;
             }
             let value = value
-                .replace("${containerWorkspaceFolder}", aienv_core::CONTAINER_WORKSPACE)
+                .replace(
+                    "${containerWorkspaceFolder}",
+                    aienv_core::CONTAINER_WORKSPACE,
+                )
                 .replace("${remoteEnv:PATH}", "$PATH")
                 .replace("${containerEnv:PATH}", "$PATH");
             env.env.insert(name, value);
@@ -159,14 +172,18 @@ pub(crate) fn adopt(src: &Source, name: &str) -> Result<Adopted, ManifestError> 
     if let Some(h) = k.keys("hostRequirements")? {
         host_requirements(&h, &mut env, &mut a)?;
         for key in h.unused() {
-            a.unsupported.push(format!("hostRequirements.{key}: not checked"));
+            a.unsupported
+                .push(format!("hostRequirements.{key}: not checked"));
         }
     }
     let run_args = k.strings("runArgs")?;
     run_args_into(&run_args, &mut env, &mut a);
 
     // The image's own command is replaced by a keep-alive, unless the file says not to.
-    let override_command = k.get("overrideCommand").and_then(Value::as_bool).unwrap_or(true);
+    let override_command = k
+        .get("overrideCommand")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
     if override_command {
         env.command = Some(KEEP_ALIVE.into());
     }
@@ -179,19 +196,27 @@ pub(crate) fn adopt(src: &Source, name: &str) -> Result<Adopted, ManifestError> 
         ));
     }
     k.skip(&["init"]);
-    if k.get("features").is_some_and(|f| f.as_object().is_some_and(|o| !o.is_empty())) {
-        let names: Vec<&String> = root["features"].as_object().map(|o| o.keys().collect()).unwrap_or_default();
+    if k.get("features")
+        .is_some_and(|f| f.as_object().is_some_and(|o| !o.is_empty()))
+    {
+        let names: Vec<&String> = root["features"]
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
         a.unsupported.push(format!(
             "features ({}): Dev Container Features are not installed; add what they install to the Dockerfile",
             names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
         ));
     }
     if k.get("customizations").is_some() {
-        a.unsupported.push("customizations: editor settings, for the editor only".into());
+        a.unsupported
+            .push("customizations: editor settings, for the editor only".into());
     }
     for key in k.unused() {
         let what = match key.as_str() {
-            "mounts" | "workspaceMount" => "extra mounts are not made; only the workspace is mounted",
+            "mounts" | "workspaceMount" => {
+                "extra mounts are not made; only the workspace is mounted"
+            }
             "remoteUser" | "containerUser" | "updateRemoteUserUID" => {
                 "commands run as the image's user"
             }
@@ -207,7 +232,12 @@ pub(crate) fn adopt(src: &Source, name: &str) -> Result<Adopted, ManifestError> 
 /// A lifecycle command: a string (run by a shell), a list (one command, no shell), or an object
 /// of named commands.
 fn lifecycle(src: &Source, key: &str, v: Option<&Value>) -> Result<Vec<String>, ManifestError> {
-    let bad = || src.key_error(key, format!("`{key}` must be a string, a list, or an object of commands"));
+    let bad = || {
+        src.key_error(
+            key,
+            format!("`{key}` must be a string, a list, or an object of commands"),
+        )
+    };
     let one = |v: &Value| -> Result<String, ManifestError> {
         match v {
             Value::String(s) => Ok(s.clone()),
@@ -226,7 +256,11 @@ fn lifecycle(src: &Source, key: &str, v: Option<&Value>) -> Result<Vec<String>, 
     }
 }
 
-fn host_requirements(h: &Keys<'_>, env: &mut Environment, a: &mut Adopted) -> Result<(), ManifestError> {
+fn host_requirements(
+    h: &Keys<'_>,
+    env: &mut Environment,
+    a: &mut Adopted,
+) -> Result<(), ManifestError> {
     if let Some(c) = h.get("cpus") {
         env.requires.cpus = c.as_u64().map(|c| c as u32);
     }
@@ -292,11 +326,17 @@ fn run_args_into(args: &[String], env: &mut Environment, a: &mut Adopted) {
         };
         match (flag, value) {
             ("--gpus", Some(v)) => {
-                env.gpus = Some(if v == "all" { v } else { v.trim_start_matches("count=").to_string() })
+                env.gpus = Some(if v == "all" {
+                    v
+                } else {
+                    v.trim_start_matches("count=").to_string()
+                })
             }
             ("--cpus", Some(v)) => env.cpus = v.parse::<f64>().ok().map(|c| c.ceil() as u32),
             ("--memory" | "-m", Some(v)) => env.memory_gb = gigabytes(&v),
-            _ => a.unsupported.push(format!("runArgs {:?}: not passed to the engine", args[i])),
+            _ => a
+                .unsupported
+                .push(format!("runArgs {:?}: not passed to the engine", args[i])),
         }
         i += 1;
     }

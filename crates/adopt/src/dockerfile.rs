@@ -11,7 +11,10 @@ pub(crate) fn adopt(src: &Source, name: &str) -> Result<Adopted, ManifestError> 
     let mut a = Adopted::new(Environment::new(name, EnvKind::Container), &src.rel);
     let lines = instructions(&src.text);
     if !lines.iter().any(|(i, _)| i == "FROM") {
-        return Err(src.error_at(0, format!("{} has no FROM line; is it a Dockerfile?", src.rel)));
+        return Err(src.error_at(
+            0,
+            format!("{} has no FROM line; is it a Dockerfile?", src.rel),
+        ));
     }
     let folder = src.folder();
     env.build = Some(ImageBuild {

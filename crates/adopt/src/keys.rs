@@ -25,7 +25,10 @@ impl<'a> Keys<'a> {
             Value::Object(m) => m,
             Value::Null => &*EMPTY,
             _ => {
-                return Err(src.error_at(0, format!("{}: {what} must be an object (a table of keys)", src.rel)));
+                return Err(src.error_at(
+                    0,
+                    format!("{}: {what} must be an object (a table of keys)", src.rel),
+                ));
             }
         };
         Ok(Keys {
@@ -42,7 +45,9 @@ impl<'a> Keys<'a> {
 
     /// Marks keys as understood without reading them (metadata such as `$schema`).
     pub fn skip(&self, keys: &[&str]) {
-        self.used.borrow_mut().extend(keys.iter().map(|k| k.to_string()));
+        self.used
+            .borrow_mut()
+            .extend(keys.iter().map(|k| k.to_string()));
     }
 
     pub fn str(&self, key: &str) -> Result<Option<String>, ManifestError> {
@@ -64,10 +69,15 @@ impl<'a> Keys<'a> {
                 .map(|v| match v {
                     Value::String(s) => Ok(s.clone()),
                     Value::Number(n) => Ok(n.to_string()),
-                    _ => Err(self.src.key_error(key, format!("`{key}` must list strings"))),
+                    _ => Err(self
+                        .src
+                        .key_error(key, format!("`{key}` must list strings"))),
                 })
                 .collect(),
-            Some(_) => Err(self.src.key_error(key, format!("`{key}` must be a string or a list of strings"))),
+            Some(_) => Err(self.src.key_error(
+                key,
+                format!("`{key}` must be a string or a list of strings"),
+            )),
         }
     }
 
@@ -94,17 +104,25 @@ impl<'a> Keys<'a> {
                     None => (s, String::new()),
                 })
                 .collect()),
-            Some(_) => Err(self.src.key_error(key, format!("`{key}` must be a table of variables"))),
+            Some(_) => Err(self
+                .src
+                .key_error(key, format!("`{key}` must be a table of variables"))),
         }
     }
 
     pub fn keys(&self, key: &str) -> Result<Option<Keys<'a>>, ManifestError> {
-        self.get(key).map(|v| Keys::of(self.src, v, &format!("`{key}`"))).transpose()
+        self.get(key)
+            .map(|v| Keys::of(self.src, v, &format!("`{key}`")))
+            .transpose()
     }
 
     /// Keys present and never asked for: what aienv does not act on.
     pub fn unused(&self) -> Vec<String> {
         let used = self.used.borrow();
-        self.map.keys().filter(|k| !used.contains(*k)).cloned().collect()
+        self.map
+            .keys()
+            .filter(|k| !used.contains(*k))
+            .cloned()
+            .collect()
     }
 }

@@ -81,7 +81,10 @@ impl Format {
             "environment.yml" | "environment.yaml" => Format::Conda,
             "pixi.toml" => Format::Pixi,
             "pyproject.toml" => Format::Pyproject,
-            n if n == "dockerfile" || n.starts_with("dockerfile.") || n.ends_with(".dockerfile") => {
+            n if n == "dockerfile"
+                || n.starts_with("dockerfile.")
+                || n.ends_with(".dockerfile") =>
+            {
                 Format::Dockerfile
             }
             n if n.starts_with("requirements") && n.ends_with(".txt") => Format::Requirements,
@@ -168,4 +171,3 @@ pub(crate) fn quote(s: &str) -> String {
         format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
-

@@ -27,14 +27,21 @@ pub struct Proposal {
 /// Proposes environments for the folder `dir`.
 pub fn propose(dir: &Path) -> Proposal {
     // The folder's name, made a valid workspace name (`.venv-lab` -> `venv-lab`).
-    let folder = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let folder = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let name: String = folder
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         .skip_while(|c| !c.is_ascii_alphanumeric())
         .take(64)
         .collect();
-    let name = if name.is_empty() { "workspace".to_string() } else { name };
+    let name = if name.is_empty() {
+        "workspace".to_string()
+    } else {
+        name
+    };
     let mut p = Proposal {
         name,
         environments: Vec::new(),
@@ -67,12 +74,19 @@ pub fn propose(dir: &Path) -> Proposal {
         .iter()
         .filter_map(|a| a.environment.build.as_ref().map(|b| b.dockerfile.clone()))
         .collect();
-    if let Some(df) = first(dir, &["Dockerfile"]) && !built.contains(&df) {
+    if let Some(df) = first(dir, &["Dockerfile"])
+        && !built.contains(&df)
+    {
         add(&mut p, df, "docker".into());
     }
     if let Some(c) = first(
         dir,
-        &["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"],
+        &[
+            "compose.yaml",
+            "compose.yml",
+            "docker-compose.yaml",
+            "docker-compose.yml",
+        ],
     ) {
         match Source::read(dir, &c).and_then(|s| compose::services(&s)) {
             Ok(services) => {
@@ -146,7 +160,10 @@ pub fn propose(dir: &Path) -> Proposal {
 }
 
 fn first(dir: &Path, names: &[&str]) -> Option<String> {
-    names.iter().find(|n| dir.join(n).is_file()).map(|n| n.to_string())
+    names
+        .iter()
+        .find(|n| dir.join(n).is_file())
+        .map(|n| n.to_string())
 }
 
 /// `.devcontainer/devcontainer.json`, `.devcontainer.json`, `.devcontainer/NAME/devcontainer.json`.
@@ -160,7 +177,12 @@ fn devcontainers(dir: &Path) -> Vec<String> {
         let mut more: Vec<String> = entries
             .flatten()
             .filter(|e| e.path().join("devcontainer.json").is_file())
-            .map(|e| format!(".devcontainer/{}/devcontainer.json", e.file_name().to_string_lossy()))
+            .map(|e| {
+                format!(
+                    ".devcontainer/{}/devcontainer.json",
+                    e.file_name().to_string_lossy()
+                )
+            })
             .collect();
         more.sort();
         found.extend(more);

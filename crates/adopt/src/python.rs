@@ -32,8 +32,16 @@ pub(crate) fn requirements(src: &Source, name: &str) -> Result<Adopted, Manifest
         .filter(|l| !l.is_empty() && !l.starts_with('-'))
         .map(str::to_string)
         .collect();
-    for l in src.text.lines().map(str::trim).filter(|l| l.starts_with("-r ") || l.starts_with("-c ")) {
-        a.notes.push(format!("{l}: the included file is read by the installer (keep it beside {})", src.rel));
+    for l in src
+        .text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("-r ") || l.starts_with("-c "))
+    {
+        a.notes.push(format!(
+            "{l}: the included file is read by the installer (keep it beside {})",
+            src.rel
+        ));
     }
     env.python = Some(PythonSetup {
         requirements: Some(src.rel.clone()),
@@ -63,18 +71,26 @@ pub(crate) fn pyproject(dir: &Path, src: &Source, name: &str) -> Result<Adopted,
     };
     let strings = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let mut packages = strings(project.get("dependencies"));
-    env.description = project.get("description").and_then(Value::as_str).map(str::to_string);
+    env.description = project
+        .get("description")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let version = project
         .get("requires-python")
         .and_then(Value::as_str)
         .and_then(|r| {
             let v: String = r.chars().skip_while(|c| !c.is_ascii_digit()).collect();
             let parts: Vec<&str> = v.split(['.', ',', ' ']).take(2).collect();
-            (parts.len() == 2 && parts.iter().all(|p| p.parse::<u32>().is_ok())).then(|| parts.join("."))
+            (parts.len() == 2 && parts.iter().all(|p| p.parse::<u32>().is_ok()))
+                .then(|| parts.join("."))
         });
     let extras: Vec<String> = project
         .get("optional-dependencies")
@@ -97,14 +113,29 @@ pub(crate) fn pyproject(dir: &Path, src: &Source, name: &str) -> Result<Adopted,
         .map(|o| o.keys().cloned().collect())
         .unwrap_or_default();
     let folder = src.folder();
-    let lock = if folder.is_empty() { "uv.lock".to_string() } else { format!("{folder}/uv.lock") };
+    let lock = if folder.is_empty() {
+        "uv.lock".to_string()
+    } else {
+        format!("{folder}/uv.lock")
+    };
     let chosen = with_tools.clone();
     env.python = Some(if dir.join(&lock).is_file() {
         a.files.push(lock.clone());
-        a.notes.push(format!("{lock} is there: the environment is built with `uv sync`, exactly as locked"));
-        PythonSetup { version, lock: Some(lock), ..setup() }
+        a.notes.push(format!(
+            "{lock} is there: the environment is built with `uv sync`, exactly as locked"
+        ));
+        PythonSetup {
+            version,
+            lock: Some(lock),
+            ..setup()
+        }
     } else {
-        PythonSetup { version, requirements: Some(src.rel.clone()), extras: chosen, ..setup() }
+        PythonSetup {
+            version,
+            requirements: Some(src.rel.clone()),
+            extras: chosen,
+            ..setup()
+        }
     });
     let others: Vec<&String> = extras.iter().filter(|e| !with_tools.contains(e)).collect();
     if !with_tools.is_empty() {
@@ -140,18 +171,34 @@ pub(crate) fn pixi(src: &Source, name: &str) -> Result<Adopted, ManifestError> {
     let root = src.toml()?;
     let mut env = Environment::new(name, EnvKind::Process);
     let mut a = Adopted::new(Environment::new(name, EnvKind::Process), &src.rel);
-    let base = if src.rel.ends_with("pyproject.toml") { root.pointer("/tool/pixi").cloned().unwrap_or_default() } else { root };
+    let base = if src.rel.ends_with("pyproject.toml") {
+        root.pointer("/tool/pixi").cloned().unwrap_or_default()
+    } else {
+        root
+    };
     let deps = base.get("dependencies").and_then(Value::as_object);
-    let mut packages: Vec<String> = deps.map(|d| d.keys().cloned().collect()).unwrap_or_default();
+    let mut packages: Vec<String> = deps
+        .map(|d| d.keys().cloned().collect())
+        .unwrap_or_default();
     if let Some(p) = base.get("pypi-dependencies").and_then(Value::as_object) {
         packages.extend(p.keys().cloned());
     }
     let version = deps
         .and_then(|d| d.get("python"))
         .and_then(Value::as_str)
-        .map(|v| v.trim_start_matches(['=', '>', '<', '~']).split('.').take(2).collect::<Vec<_>>().join("."))
+        .map(|v| {
+            v.trim_start_matches(['=', '>', '<', '~'])
+                .split('.')
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(".")
+        })
         .filter(|v| v.contains('.'));
-    env.python = Some(PythonSetup { version, pixi: Some(src.rel.clone()), ..setup() });
+    env.python = Some(PythonSetup {
+        version,
+        pixi: Some(src.rel.clone()),
+        ..setup()
+    });
     if let Some(tasks) = base.get("tasks").and_then(Value::as_object) {
         a.notes.push(format!(
             "pixi tasks {}: set `command = \"pixi run TASK\"` to start one",
@@ -161,7 +208,8 @@ pub(crate) fn pixi(src: &Source, name: &str) -> Result<Adopted, ManifestError> {
     if base.pointer("/system-requirements/cuda").is_some() {
         env.requires.gpus = Some(1);
     }
-    a.notes.push("building it needs pixi on the machine that runs it".into());
+    a.notes
+        .push("building it needs pixi on the machine that runs it".into());
     env.tools = tools_for(&packages);
     a.environment = env;
     Ok(a)
@@ -185,7 +233,12 @@ pub(crate) fn tools_for(packages: &[String]) -> Vec<Tool> {
             command: Some("tensorboard --logdir {workspace} --host {host} --port {port}".into()),
             port: None,
             url: Some("http://{host}:{port}/".into()),
-            ready: Some(Readiness { http: Some("/".into()), log: None, timeout_s: Some(120), optional: false }),
+            ready: Some(Readiness {
+                http: Some("/".into()),
+                log: None,
+                timeout_s: Some(120),
+                optional: false,
+            }),
         });
     }
     tools

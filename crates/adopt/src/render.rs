@@ -40,7 +40,11 @@ access = "token"   # open | token | approve
                 let extra: Vec<Tool> = env
                     .tools
                     .iter()
-                    .filter(|t| !derived.as_ref().is_some_and(|d| d.environment.tools.contains(t)))
+                    .filter(|t| {
+                        !derived
+                            .as_ref()
+                            .is_some_and(|d| d.environment.tools.contains(t))
+                    })
                     .cloned()
                     .collect();
                 Environment {

@@ -9,7 +9,9 @@ use aienv_core::{Environment, Manifest, ManifestError, Requirements};
 /// manifest gives. Errors point into the adopted file.
 pub fn resolve_manifest(dir: &Path, mut m: Manifest) -> Result<Manifest, ManifestError> {
     for env in &mut m.environments {
-        let Some(from) = env.from.clone() else { continue };
+        let Some(from) = env.from.clone() else {
+            continue;
+        };
         let derived = crate::adopt(dir, &from, &env.name)?.environment;
         if derived.kind != env.kind {
             return Err(ManifestError::whole_file(
@@ -35,7 +37,10 @@ pub fn followed_files(m: &Manifest) -> Vec<String> {
         .iter()
         .filter(|e| e.from.is_some())
         .flat_map(|e| {
-            let from = e.from.as_deref().map(|f| f.split('#').next().unwrap_or(f).to_string());
+            let from = e
+                .from
+                .as_deref()
+                .map(|f| f.split('#').next().unwrap_or(f).to_string());
             let dockerfile = e.build.as_ref().map(|b| b.dockerfile.clone());
             let lock = e.python.as_ref().and_then(|p| p.lock.clone());
             from.into_iter().chain(dockerfile).chain(lock)

@@ -36,8 +36,8 @@ impl Source {
             )));
         }
         let bytes = std::fs::read(&file).map_err(|e| whole(format!("cannot read {rel}: {e}")))?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| whole(format!("{rel} is not UTF-8 text")))?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| whole(format!("{rel} is not UTF-8 text")))?;
         Ok(Source {
             rel: rel.to_string(),
             file,
@@ -69,23 +69,29 @@ impl Source {
 
     /// JSON with comments and trailing commas (devcontainer.json is JSONC).
     pub fn jsonc(&self) -> Result<Value, ManifestError> {
-        let v: Value =
-            jsonc_parser::parse_to_serde_value(&self.text, &Default::default()).map_err(|e| {
-                self.error_at(e.range().start, format!("{} is not valid JSON: {}", self.rel, e.kind()))
+        let v: Value = jsonc_parser::parse_to_serde_value(&self.text, &Default::default())
+            .map_err(|e| {
+                self.error_at(
+                    e.range().start,
+                    format!("{} is not valid JSON: {}", self.rel, e.kind()),
+                )
             })?;
         Ok(v)
     }
 
     pub fn yaml(&self) -> Result<Value, ManifestError> {
-        let docs = yaml_rust2::YamlLoader::load_from_str(&self.text).map_err(|e| {
-            ManifestError {
+        let docs =
+            yaml_rust2::YamlLoader::load_from_str(&self.text).map_err(|e| ManifestError {
                 file: self.file.clone(),
                 line: e.marker().line().max(1),
                 column: e.marker().col() + 1,
                 message: format!("{} is not valid YAML: {}", self.rel, e.info()),
-            }
-        })?;
-        Ok(docs.into_iter().next().map(yaml_to_json).unwrap_or(Value::Null))
+            })?;
+        Ok(docs
+            .into_iter()
+            .next()
+            .map(yaml_to_json)
+            .unwrap_or(Value::Null))
     }
 
     pub fn toml(&self) -> Result<Value, ManifestError> {
@@ -164,8 +170,14 @@ mod tests {
 
     #[test]
     fn paths_stay_inside_the_workspace() {
-        assert_eq!(normalise(Path::new(".devcontainer/../Dockerfile")).as_deref(), Some("Dockerfile"));
-        assert_eq!(normalise(Path::new(".devcontainer/.")).as_deref(), Some(".devcontainer"));
+        assert_eq!(
+            normalise(Path::new(".devcontainer/../Dockerfile")).as_deref(),
+            Some("Dockerfile")
+        );
+        assert_eq!(
+            normalise(Path::new(".devcontainer/.")).as_deref(),
+            Some(".devcontainer")
+        );
         assert_eq!(normalise(Path::new("./..")), None);
         assert_eq!(normalise(Path::new("/etc/passwd")), None);
     }

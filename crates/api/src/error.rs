@@ -58,9 +58,10 @@ impl From<NodeError> for ApiError {
             NodeError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             NodeError::Run(r) => match r {
                 RunError::NotFit(_) | RunError::PortTaken(_) => StatusCode::CONFLICT,
-                RunError::Image(_) | RunError::Disk(_) | RunError::Setup(_) => {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                }
+                RunError::Image(_)
+                | RunError::Build(_)
+                | RunError::Disk(_)
+                | RunError::Setup(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 RunError::Engine(_) => StatusCode::SERVICE_UNAVAILABLE,
                 RunError::Start(_) | RunError::NotReady(_) | RunError::Io { .. } => {
                     StatusCode::INTERNAL_SERVER_ERROR

@@ -47,7 +47,10 @@ impl Node {
             )));
         }
         if !path.is_dir() {
-            return Err(NodeError::NotFound(format!("{} is not a folder", path.display())));
+            return Err(NodeError::NotFound(format!(
+                "{} is not a folder",
+                path.display()
+            )));
         }
         if path.join(MANIFEST_FILE).exists() {
             return Err(NodeError::Exists(format!(

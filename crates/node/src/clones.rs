@@ -400,6 +400,8 @@ impl Node {
         let images: std::collections::BTreeSet<&String> = m
             .environments
             .iter()
+            // An image built from a Dockerfile is built here again at the first run.
+            .filter(|e| e.build.is_none())
             .filter_map(|e| e.image.as_ref())
             .collect();
         for image in images {

@@ -34,10 +34,10 @@ use aienv_core::watch::ManifestWatcher;
 use aienv_core::{Event, Workspace};
 use tokio::sync::broadcast;
 
+pub use adopted::WorkspaceProposal;
 pub use aienv_discovery::Status as DiscoveryStatus;
 pub use aienv_runtime::RunError;
 pub use aienv_sharing::{CatalogEntry, FileManifest, ShareList};
-pub use adopted::WorkspaceProposal;
 pub use clones::CloneRequest;
 pub use datadir::{NODE_FILE, NodeRecord, create as create_data_dir, read_record};
 pub use error::{NodeError, Result};

@@ -213,7 +213,9 @@ impl Node {
             let running = running.clone();
             tokio::spawn(async move {
                 let forever = Duration::from_secs(365 * 24 * 3600);
-                if ready::wait(&check, log, forever, || running.failure()).await.is_ok()
+                if ready::wait(&check, log, forever, || running.failure())
+                    .await
+                    .is_ok()
                     && let Some(node) = node.upgrade()
                 {
                     node.update_run(&id, |r| {

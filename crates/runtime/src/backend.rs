@@ -17,6 +17,7 @@ use crate::error::RunError;
 use crate::plan::RunPlan;
 use crate::process::{self, Cmd, Group};
 use crate::python;
+use crate::setup;
 use crate::vm::{self, Accel};
 
 /// A started run.
@@ -86,7 +87,8 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// Sets the environment up (its Python) and starts it. Returns the run and notes for the user.
+    /// Sets the environment up (its Python or image, then its `setup` commands) and starts it.
+    /// Returns the run and notes for the user.
     pub async fn start(
         &self,
         plan: &RunPlan,
@@ -94,24 +96,10 @@ impl Backends {
     ) -> Result<(Running, Vec<String>), RunError> {
         match plan.env.kind {
             EnvKind::Process => {
+                let cmds = process_cmds(plan)?;
                 let mut vars = plan.vars.clone();
                 vars.extend(python::ensure(&plan.workspace, &plan.env, &plan.log).await?);
-                let mut cmds = Vec::new();
-                if let Some(c) = &plan.env.command {
-                    cmds.push((plan.env.name.clone(), Cmd::Shell(c.clone())));
-                }
-                for t in &plan.tools {
-                    if let Some(c) = &t.command {
-                        cmds.push((t.name.clone(), Cmd::Shell(c.clone())));
-                    }
-                }
-                if cmds.is_empty() {
-                    return Err(RunError::Start(format!(
-                        "environment {:?} has nothing to start: give it a `command`, or a tool \
-                         with a `command`",
-                        plan.env.name
-                    )));
-                }
+                setup::run_local(&plan.env, &plan.workspace, &vars, &plan.log).await?;
                 let g = Group::spawn(&cmds, &plan.workspace, &vars, &plan.log)?;
                 Ok((Running::Group(g), Vec::new()))
             }
@@ -161,4 +149,26 @@ impl Backends {
             }
         }
     }
+}
+
+/// A process environment's command and its tools' commands, each labelled with its name.
+fn process_cmds(plan: &RunPlan) -> Result<Vec<(String, Cmd)>, RunError> {
+    let mut cmds = Vec::new();
+    if let Some(c) = &plan.env.command {
+        cmds.push((plan.env.name.clone(), Cmd::Shell(c.clone())));
+    }
+    for t in &plan.tools {
+        if let Some(c) = &t.command {
+            cmds.push((t.name.clone(), Cmd::Shell(c.clone())));
+        }
+    }
+    if cmds.is_empty() {
+        // Said before anything is set up, so that a Python build is not waited for in vain.
+        return Err(RunError::Start(format!(
+            "environment {:?} has nothing to start: give it a `command`, or a tool with a \
+             `command`",
+            plan.env.name
+        )));
+    }
+    Ok(cmds)
 }

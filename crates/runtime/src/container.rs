@@ -6,14 +6,23 @@
 //! `/workspace`; ports are published on 127.0.0.1 only; GPUs are requested when the environment
 //! asks for them and the machine has them. The node copies the container's output into the run's
 //! log file, so logs look the same for every backend.
+//!
+//! With `build`, the image is built first ([`crate::image_build`]). The `setup` commands then run
+//! in the started container, one after the other, each to its end; a failing one removes the
+//! container again. The environment's `command` waits for them (it polls for a file the last step
+//! writes), and the tools' commands start only after them. Without a `command` the image's own
+//! runs from the start, as it must for the container to be up at all.
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::Path;
 use std::time::Duration;
 
+use aienv_core::Environment;
+use aienv_core::resources::ContainerEngine;
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
-use bollard::exec::StartExecOptions;
+use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, DeviceRequest, ExecConfig, HostConfig, PortBinding};
 use bollard::query_parameters::{
     CreateContainerOptions, LogsOptions, RemoveContainerOptions, StopContainerOptions,
@@ -25,6 +34,7 @@ use tokio::sync::watch;
 use crate::error::RunError;
 use crate::logs;
 use crate::plan::RunPlan;
+use crate::setup;
 
 /// Where projects appear inside the container.
 pub const MOUNT: &str = "/workspace";
@@ -38,17 +48,14 @@ pub struct ContainerRun {
     exit: watch::Receiver<Option<i64>>,
 }
 
-/// Creates and starts the run's container. `use_gpus`: pass the machine's GPUs in.
+/// Inside the container: exists once the setup commands succeeded; the command waits for it.
+const SETUP_DONE: &str = "/tmp/.aienv-setup-done";
+
+/// Creates and starts the run's container, building its image first when it has `build`, and
+/// runs its setup commands and tools in it. `use_gpus`: pass the machine's GPUs in.
 pub async fn start(plan: &RunPlan, use_gpus: bool) -> Result<ContainerRun, RunError> {
     let (docker, engine) = crate::engine::detect().await.map_err(RunError::Engine)?;
-    let image = plan.env.image.clone().unwrap_or_default();
-    if !crate::image::has(&docker, &image).await? {
-        return Err(RunError::Image(format!(
-            "the image {image:?} is not on this machine's {}; get it with `{} pull {image}` \
-             (or clone the environment from a peer that has it)",
-            engine.name, engine.name
-        )));
-    }
+    let image = image_for(&docker, &engine, plan).await?;
     let mut out = logs::open_append(&plan.log)
         .map_err(|e| RunError::io(format!("cannot write the log {}", plan.log.display()), e))?;
     let _ = writeln!(
@@ -56,7 +63,94 @@ pub async fn start(plan: &RunPlan, use_gpus: bool) -> Result<ContainerRun, RunEr
         "[aienv] starting a container from {image} ({})",
         engine.name
     );
+    let name = format!("aienv-{}", plan.run_id);
+    let created = docker
+        .create_container(
+            Some(CreateContainerOptions {
+                name: Some(name.clone()),
+                ..Default::default()
+            }),
+            create_body(plan, &image, use_gpus),
+        )
+        .await
+        .map_err(|e| {
+            RunError::Start(format!(
+                "the container could not be created: {}",
+                message(&e)
+            ))
+        })?;
+    let id = created.id;
+    if let Err(e) = docker
+        .start_container(
+            &id,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+    {
+        let _ = remove(&docker, &id).await;
+        return Err(RunError::Start(format!(
+            "the container did not start: {}",
+            message(&e)
+        )));
+    }
+    let run = follow(docker, id, engine.endpoint, plan.log.clone(), 0);
+    // A start that fails from here on leaves nothing behind.
+    if let Err(e) = run.prepare(plan).await {
+        let _ = remove(&run.docker, &run.id).await;
+        return Err(e);
+    }
+    Ok(run)
+}
 
+/// The image to run: built from the Dockerfile, or the named one, which must be here already.
+async fn image_for(
+    docker: &Docker,
+    engine: &ContainerEngine,
+    plan: &RunPlan,
+) -> Result<String, RunError> {
+    let env = &plan.env;
+    if let Some(build) = &env.build {
+        return crate::image_build::build(docker, engine, &plan.workspace, env, build, &plan.log)
+            .await;
+    }
+    let Some(image) = env.image.clone() else {
+        return Err(RunError::Image(format!(
+            "environment {:?} is a container without an image; set `image = \"...\"` or \
+             `build = {{ dockerfile = \"Dockerfile\" }}` in aienv.toml",
+            env.name
+        )));
+    };
+    if !crate::image::has(docker, &image).await? {
+        return Err(RunError::Image(format!(
+            "the image {image:?} is not on this machine's {}; get it with `{} pull {image}` \
+             (or clone the environment from a peer that has it)",
+            engine.name, engine.name
+        )));
+    }
+    Ok(image)
+}
+
+/// The container's command: the environment's, held back until the setup commands succeeded.
+fn main_cmd(env: &Environment) -> Option<Vec<String>> {
+    let command = env.command.clone()?;
+    if env.setup.is_empty() {
+        return Some(vec!["sh".into(), "-c".into(), command]);
+    }
+    // Not every `sleep` takes fractions; the fallback only makes the wait coarser.
+    let wait = format!(
+        "until [ -e {SETUP_DONE} ]; do sleep 0.1 2>/dev/null || sleep 1; done; exec sh -c \"$1\""
+    );
+    Some(vec![
+        "sh".into(),
+        "-c".into(),
+        wait,
+        "aienv-setup-wait".into(),
+        command,
+    ])
+}
+
+/// The container: the workspace at [`MOUNT`], ports on 127.0.0.1, labels to find it again.
+fn create_body(plan: &RunPlan, image: &str, use_gpus: bool) -> ContainerCreateBody {
     let ports: HashMap<String, Option<Vec<PortBinding>>> = plan
         .publish
         .iter()
@@ -89,13 +183,9 @@ pub async fn start(plan: &RunPlan, use_gpus: bool) -> Result<ContainerRun, RunEr
             ..Default::default()
         }]
     });
-    let body = ContainerCreateBody {
-        image: Some(image.clone()),
-        cmd: plan
-            .env
-            .command
-            .as_ref()
-            .map(|c| vec!["sh".into(), "-c".into(), c.clone()]),
+    ContainerCreateBody {
+        image: Some(image.to_string()),
+        cmd: main_cmd(&plan.env),
         env: Some(env),
         working_dir: Some(MOUNT.into()),
         labels: Some(HashMap::from([
@@ -122,44 +212,7 @@ pub async fn start(plan: &RunPlan, use_gpus: bool) -> Result<ContainerRun, RunEr
             ..Default::default()
         }),
         ..Default::default()
-    };
-    let name = format!("aienv-{}", plan.run_id);
-    let created = docker
-        .create_container(
-            Some(CreateContainerOptions {
-                name: Some(name.clone()),
-                ..Default::default()
-            }),
-            body,
-        )
-        .await
-        .map_err(|e| {
-            RunError::Start(format!(
-                "the container could not be created: {}",
-                message(&e)
-            ))
-        })?;
-    let id = created.id;
-    if let Err(e) = docker
-        .start_container(
-            &id,
-            None::<bollard::query_parameters::StartContainerOptions>,
-        )
-        .await
-    {
-        let _ = remove(&docker, &id).await;
-        return Err(RunError::Start(format!(
-            "the container did not start: {}",
-            message(&e)
-        )));
     }
-    let run = follow(docker, id, engine.endpoint, plan.log.clone(), 0);
-    for tool in &plan.tools {
-        if let Some(cmd) = &tool.command {
-            run.exec(cmd).await?;
-        }
-    }
-    Ok(run)
 }
 
 /// Finds a run's container again after a restart. `None`: it is gone.
@@ -229,6 +282,85 @@ fn follow(
 }
 
 impl ContainerRun {
+    /// Runs the setup commands, releases the command, and starts the tools' commands.
+    async fn prepare(&self, plan: &RunPlan) -> Result<(), RunError> {
+        let env = &plan.env;
+        for (i, cmd) in env.setup.iter().enumerate() {
+            setup::announce(&plan.log, cmd)?;
+            let argv = vec!["sh".into(), "-c".into(), cmd.clone()];
+            let code = self
+                .exec_to_end(argv, &plan.log)
+                .await
+                .map_err(|why| setup::not_run(&env.name, i, cmd, &why, &plan.log))?;
+            if code != Some(0) {
+                return Err(setup::failed(&env.name, i, cmd, code, &plan.log));
+            }
+        }
+        if env.command.is_some() && !env.setup.is_empty() {
+            self.release_command(&plan.log).await?;
+        }
+        for tool in &plan.tools {
+            if let Some(cmd) = &tool.command {
+                self.exec(cmd).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets the command that waits for the setup go on (see [`main_cmd`]).
+    async fn release_command(&self, log: &Path) -> Result<(), RunError> {
+        let argv = vec!["sh".into(), "-c".into(), format!(": > {SETUP_DONE}")];
+        let why = match self.exec_to_end(argv, log).await {
+            Ok(Some(0)) => return Ok(()),
+            Ok(Some(code)) => format!("writing it exited with code {code}"),
+            Ok(None) => "writing it was ended by a signal".into(),
+            Err(e) => e,
+        };
+        Err(RunError::Start(format!(
+            "the setup commands succeeded, but the command waits for {SETUP_DONE}, which could \
+             not be written ({why}); the image needs a writable /tmp"
+        )))
+    }
+
+    /// Runs `argv` in the container to its end, its output appended to `log`. Its exit code.
+    async fn exec_to_end(&self, argv: Vec<String>, log: &Path) -> Result<Option<i32>, String> {
+        let config = ExecConfig {
+            cmd: Some(argv),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let exec = self
+            .docker
+            .create_exec(&self.id, config)
+            .await
+            .map_err(|e| message(&e))?;
+        let started = self
+            .docker
+            .start_exec(&exec.id, None::<StartExecOptions>)
+            .await
+            .map_err(|e| message(&e))?;
+        if let StartExecResults::Attached { mut output, .. } = started {
+            let mut out = logs::open_append(log).map_err(|e| e.to_string())?;
+            while let Some(Ok(chunk)) = output.next().await {
+                let _ = out.write_all(&chunk.into_bytes());
+            }
+        }
+        // The output ends with the process; the engine may take a moment to record its code.
+        for _ in 0..100 {
+            let info = self
+                .docker
+                .inspect_exec(&exec.id)
+                .await
+                .map_err(|e| message(&e))?;
+            if info.running != Some(true) {
+                return Ok(info.exit_code.map(|c| c as i32));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err("it did not end after its output did".into())
+    }
+
     /// Runs a tool's command inside the container, its output going to the container's log.
     async fn exec(&self, cmd: &str) -> Result<(), RunError> {
         let config = ExecConfig {
@@ -307,9 +439,11 @@ fn status(e: &DockerError) -> Option<u16> {
     }
 }
 
-fn message(e: &DockerError) -> String {
+/// What the engine said, without the client's wrapping.
+pub(crate) fn message(e: &DockerError) -> String {
     match e {
         DockerError::DockerResponseServerError { message, .. } => message.clone(),
+        DockerError::DockerStreamError { error } => error.clone(),
         other => other.to_string(),
     }
 }

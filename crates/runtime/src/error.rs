@@ -7,7 +7,7 @@ pub enum RunError {
     NotFit(String),
     #[error("{0}")]
     PortTaken(String),
-    /// Setting up the environment (its Python) failed.
+    /// Setting up the environment (its Python, its `setup` commands) failed.
     #[error("{0}")]
     Setup(String),
     /// The command could not be started, or ended at once.
@@ -19,9 +19,12 @@ pub enum RunError {
     /// The container engine (or hypervisor) is not there or not running.
     #[error("{0}")]
     Engine(String),
-    /// The container image is not on this machine.
+    /// The container image is not on this machine (or could not be brought from a peer).
     #[error("{0}")]
     Image(String),
+    /// The container image could not be built from its Dockerfile.
+    #[error("{0}")]
+    Build(String),
     /// The VM's disk image cannot be used.
     #[error("{0}")]
     Disk(String),
@@ -43,6 +46,7 @@ impl RunError {
             RunError::NotReady(_) => "not_ready",
             RunError::Engine(_) => "engine_unavailable",
             RunError::Image(_) => "image_missing",
+            RunError::Build(_) => "build_failed",
             RunError::Disk(_) => "bad_disk_image",
             RunError::Io { .. } => "io_error",
         }

@@ -4,7 +4,8 @@
 //! - [`resources`] probes CPUs, memory, disk, GPUs ([`gpu`]), the container engine ([`engine`])
 //!   and QEMU; [`fit`] compares that with what an environment requires.
 //! - [`plan`] turns an environment into a concrete run: ports ([`ports`]), a token, tool links
-//!   ([`template`]), variables; [`python`] sets up its Python first.
+//!   ([`template`]), variables; [`python`] sets up its Python first (a container's image is
+//!   built by [`image_build`]), then its [`setup`] commands run.
 //! - One backend interface ([`backend`]) with three backends: [`process`] (a process group),
 //!   [`container`] (Docker Engine API, Podman compatible) and [`vm`] (QEMU, as a process).
 //! - [`ready`] waits for tools to answer; [`logs`] keeps each run's log file.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod fit;
 pub mod gpu;
 pub mod image;
+pub mod image_build;
 pub mod logs;
 pub mod plan;
 pub mod ports;
@@ -26,6 +28,7 @@ pub mod process;
 pub mod python;
 pub mod ready;
 pub mod resources;
+pub mod setup;
 pub mod template;
 pub mod vm;
 

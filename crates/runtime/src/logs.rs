@@ -41,6 +41,20 @@ pub fn tail(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
         .collect())
 }
 
+/// The last `n` lines of a log, indented, for an error message that quotes them (or a note that
+/// the log is empty), so that a failed start says what was printed without opening the log.
+pub fn quote_tail(path: &Path, n: usize) -> String {
+    let lines = tail(path, n).unwrap_or_default();
+    if lines.is_empty() {
+        return "(the log is empty)".into();
+    }
+    lines
+        .iter()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Copies a big log to `NAME.1` and empties it. Returns whether it rotated.
 pub fn rotate_if_big(path: &Path, limit: u64) -> std::io::Result<bool> {
     if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) <= limit {

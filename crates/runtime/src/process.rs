@@ -165,14 +165,15 @@ impl Group {
     }
 }
 
+/// A process's exit code, or 128 + the signal that ended it (as a shell reports it).
 #[cfg(unix)]
-fn exit_code(s: &std::process::ExitStatus) -> Option<i32> {
+pub(crate) fn exit_code(s: &std::process::ExitStatus) -> Option<i32> {
     use std::os::unix::process::ExitStatusExt;
     s.code().or(s.signal().map(|sig| 128 + sig))
 }
 
 #[cfg(not(unix))]
-fn exit_code(s: &std::process::ExitStatus) -> Option<i32> {
+pub(crate) fn exit_code(s: &std::process::ExitStatus) -> Option<i32> {
     s.code()
 }
 

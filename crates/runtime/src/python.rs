@@ -1,10 +1,18 @@
-//! Python set-up for process environments: a virtual environment built from the manifest's
-//! requirements or lock file, with `uv` when it is installed (many times faster) and
-//! `python -m venv` + pip otherwise.
+//! Python set-up for process environments, from whichever source the manifest's `python` names:
 //!
-//! The venv lives in the workspace at `.aienv/venv/ENV` (never shared: `.aienv/` is excluded),
-//! and is rebuilt only when the requirements file changed since it was built: a copy of the file
-//! it was built from is kept beside it and compared.
+//! - a requirements file, a `pyproject.toml` (with its `extras`) or a uv lock: a virtual
+//!   environment at `.aienv/venv/ENV`, built with `uv` when it is installed (many times faster)
+//!   and `python -m venv` + pip otherwise ([`venv`], [`pyproject`]);
+//! - a conda `environment.yml`: a prefix at `.aienv/conda/ENV`, built with micromamba, mamba or
+//!   conda; a pixi manifest: `pixi install`, whose environment pixi keeps beside the manifest
+//!   ([`conda`]).
+//!
+//! `.aienv/` is never shared. Each is rebuilt only when what it was built from changed: a stamp
+//! (the Python version, the extras, the source files' contents) is kept beside it and compared.
+
+pub mod conda;
+pub mod pyproject;
+pub mod venv;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,180 +23,211 @@ use crate::error::RunError;
 use crate::logs;
 use crate::process::{Cmd, Group};
 
-const STAMP: &str = ".aienv-built-from";
+pub use venv::{find_uv, venv_dir};
 
-/// Where an environment's venv lives.
-pub fn venv_dir(workspace: &Path, env: &str) -> PathBuf {
-    workspace.join(".aienv").join("venv").join(env)
+/// The installers found on this machine; looked up once per start.
+#[derive(Debug, Clone, Default)]
+pub struct Tools {
+    pub uv: Option<PathBuf>,
+    pub conda: Option<PathBuf>,
+    pub pixi: Option<PathBuf>,
 }
 
-/// The `uv` binary, if installed (on PATH, or where its installer puts it).
-pub fn find_uv() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("AIENV_UV") {
-        return Some(PathBuf::from(p));
+impl Tools {
+    /// Looks on PATH and where the installers put them (`AIENV_UV`, `AIENV_CONDA`, `AIENV_PIXI`
+    /// override the search).
+    pub fn find() -> Tools {
+        Tools {
+            uv: find_uv(),
+            conda: conda::find_conda(),
+            pixi: conda::find_pixi(),
+        }
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain(
-            home.iter()
-                .flat_map(|h| [h.join(".local/bin"), h.join(".cargo/bin")]),
-        )
-        .map(|d| d.join("uv"))
-        .find(|p| p.is_file())
+}
+
+/// One command of a build.
+#[derive(Debug)]
+pub(crate) struct Step {
+    /// What the command is called in messages ("uv pip install").
+    pub label: String,
+    pub cmd: Cmd,
+    /// Variables on top of the node's own.
+    pub vars: BTreeMap<String, String>,
+}
+
+impl Step {
+    pub fn new(label: impl Into<String>, argv: Vec<String>) -> Step {
+        Step {
+            label: label.into(),
+            cmd: Cmd::Argv(argv),
+            vars: BTreeMap::new(),
+        }
+    }
+}
+
+/// A source file of a build, read into its stamp.
+#[derive(Debug)]
+pub(crate) struct Source {
+    /// What it is called in messages ("requirements", "conda environment").
+    pub what: &'static str,
+    pub path: PathBuf,
+    /// A file that may be missing (pixi's lock before the first install).
+    pub optional: bool,
+}
+
+/// How to build one environment's Python, and how to use it once built.
+#[derive(Debug)]
+pub(crate) struct Build {
+    pub sources: Vec<Source>,
+    /// Removed before building again; `None` when the tool updates its environment in place.
+    pub fresh: Option<PathBuf>,
+    /// Exists once built (the interpreter, the prefix's `conda-meta`).
+    pub built: PathBuf,
+    /// Where the stamp is kept.
+    pub stamp: PathBuf,
+    /// Files to write before the steps run (the requirements pip reads from a pyproject).
+    pub files: Vec<(PathBuf, String)>,
+    pub steps: Vec<Step>,
+    /// The variables that put the environment first.
+    pub activate: BTreeMap<String, String>,
 }
 
 /// Makes sure the environment's Python is set up, writing what the tools print to `log`.
-/// Returns the variables that put the venv first (`VIRTUAL_ENV`, `PATH`), or none when the
-/// environment has no `python` table.
+/// Returns the variables that put it first (`PATH`, and `VIRTUAL_ENV` or `CONDA_PREFIX`), or
+/// none when the environment has no `python` table.
 pub async fn ensure(
     workspace: &Path,
     env: &Environment,
     log: &Path,
 ) -> Result<BTreeMap<String, String>, RunError> {
+    ensure_with(workspace, env, log, &Tools::find()).await
+}
+
+/// [`ensure`] with the installers given (tests pass stand-ins).
+pub(crate) async fn ensure_with(
+    workspace: &Path,
+    env: &Environment,
+    log: &Path,
+    tools: &Tools,
+) -> Result<BTreeMap<String, String>, RunError> {
     let Some(py) = &env.python else {
         return Ok(BTreeMap::new());
     };
-    let venv = venv_dir(workspace, &env.name);
-    let source = py.lock.as_ref().or(py.requirements.as_ref());
-    let wanted = match source {
-        Some(file) => {
-            let path = workspace.join(file);
-            std::fs::read(&path).map_err(|e| {
-                RunError::Setup(format!(
-                    "the Python {} file {} cannot be read ({e}); fix `python` in aienv.toml",
-                    if py.lock.is_some() {
-                        "lock"
-                    } else {
-                        "requirements"
-                    },
-                    path.display()
-                ))
-            })?
-        }
-        None => Vec::new(),
-    };
-    let mut stamp = format!("{:?}\n", py.version).into_bytes();
-    stamp.extend_from_slice(&wanted);
-    let python = venv.join("bin").join("python");
-    if python.exists() && std::fs::read(venv.join(STAMP)).is_ok_and(|s| s == stamp) {
-        return Ok(activate(&venv));
+    let build = plan(workspace, env, py, tools)?;
+    let wanted = stamp(py, &build.sources)?;
+    if build.built.exists() && std::fs::read(&build.stamp).is_ok_and(|s| s == wanted) {
+        return Ok(build.activate);
     }
-    if venv.exists() {
-        std::fs::remove_dir_all(&venv)
-            .map_err(|e| RunError::io(format!("cannot replace {}", venv.display()), e))?;
+    if let Some(dir) = build.fresh.as_ref().filter(|d| d.exists()) {
+        std::fs::remove_dir_all(dir)
+            .map_err(|e| RunError::io(format!("cannot replace {}", dir.display()), e))?;
     }
-    std::fs::create_dir_all(venv.parent().unwrap_or(workspace))
-        .map_err(|e| RunError::io("cannot create .aienv/venv", e))?;
-    for (what, cmd, extra) in steps(workspace, py, &venv) {
-        let g = Group::spawn(&[(what.clone(), cmd)], workspace, &extra, log)?;
-        g.wait_gone().await;
-        if g.exit_code() != Some(0) {
-            let tail = logs::tail(log, 8).unwrap_or_default().join("\n");
-            return Err(RunError::Setup(format!(
-                "setting up Python failed: {what} exited with {}; its last lines:\n{tail}",
-                g.exit_code()
-                    .map_or("a signal".into(), |c| format!("code {c}"))
-            )));
-        }
+    for (path, text) in &build.files {
+        write_file(path, text)?;
     }
-    std::fs::write(venv.join(STAMP), &stamp)
-        .map_err(|e| RunError::io("cannot record the venv's source", e))?;
-    Ok(activate(&venv))
+    for step in &build.steps {
+        run_step(step, workspace, log).await?;
+    }
+    // Read again: a tool may have written its lock (pixi does), which must not count as a change.
+    write_file(&build.stamp, stamp(py, &build.sources)?)?;
+    Ok(build.activate)
 }
 
-/// The commands that build the venv: (label, command, extra variables).
-fn steps(
+/// Which build the `python` table asks for.
+fn plan(
     workspace: &Path,
+    env: &Environment,
     py: &PythonSetup,
-    venv: &Path,
-) -> Vec<(String, Cmd, BTreeMap<String, String>)> {
-    let s = |p: &Path| p.display().to_string();
-    let no_vars = BTreeMap::new;
-    if let Some(uv) = find_uv() {
-        let uv = s(&uv);
-        if let Some(lock) = &py.lock {
-            let project = workspace.join(lock);
-            let dir = project.parent().unwrap_or(workspace);
-            let mut vars = BTreeMap::new();
-            vars.insert("UV_PROJECT_ENVIRONMENT".to_string(), s(venv));
-            return vec![(
-                "uv sync".into(),
-                Cmd::Argv(vec![
-                    uv,
-                    "sync".into(),
-                    "--frozen".into(),
-                    "--project".into(),
-                    s(dir),
-                ]),
-                vars,
-            )];
-        }
-        let mut create = vec![uv.clone(), "venv".into(), "--quiet".into()];
-        if let Some(v) = &py.version {
-            create.extend(["--python".into(), v.clone()]);
-        }
-        create.push(s(venv));
-        let mut out = vec![("uv venv".into(), Cmd::Argv(create), no_vars())];
-        if let Some(req) = &py.requirements {
-            out.push((
-                "uv pip install".into(),
-                Cmd::Argv(vec![
-                    uv,
-                    "pip".into(),
-                    "install".into(),
-                    "--python".into(),
-                    s(&venv.join("bin/python")),
-                    "-r".into(),
-                    s(&workspace.join(req)),
-                ]),
-                no_vars(),
-            ));
-        }
-        return out;
+    tools: &Tools,
+) -> Result<Build, RunError> {
+    if let Some(file) = &py.conda {
+        conda::conda_build(workspace, &env.name, file, tools.conda.as_deref())
+    } else if let Some(file) = &py.pixi {
+        conda::pixi_build(workspace, &env.name, file, tools.pixi.as_deref())
+    } else {
+        venv::build(workspace, &env.name, py, tools.uv.as_deref())
     }
-    let interpreter = py
-        .version
-        .as_ref()
-        .map(|v| format!("python{v}"))
-        .filter(|p| which(p))
-        .unwrap_or_else(|| "python3".into());
-    let mut out = vec![(
-        format!("{interpreter} -m venv"),
-        Cmd::Argv(vec![interpreter, "-m".into(), "venv".into(), s(venv)]),
-        no_vars(),
-    )];
-    if let Some(req) = py.requirements.as_ref().or(py.lock.as_ref()) {
-        out.push((
-            "pip install".into(),
-            Cmd::Argv(vec![
-                s(&venv.join("bin/pip")),
-                "install".into(),
-                "--quiet".into(),
-                "-r".into(),
-                s(&workspace.join(req)),
-            ]),
-            no_vars(),
-        ));
-    }
-    out
 }
 
-fn which(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+/// What a build is made from: the wanted version and extras, then each source file's contents.
+/// (Without extras this is what earlier versions wrote, so their venvs stay valid.)
+fn stamp(py: &PythonSetup, sources: &[Source]) -> Result<Vec<u8>, RunError> {
+    let mut stamp = format!("{:?}\n", py.version).into_bytes();
+    if !py.extras.is_empty() {
+        stamp.extend(format!("extras {:?}\n", py.extras).into_bytes());
+    }
+    for s in sources {
+        match std::fs::read(&s.path) {
+            Ok(bytes) => stamp.extend(bytes),
+            Err(e) if s.optional && e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(RunError::Setup(format!(
+                    "the Python {} file {} cannot be read ({e}); fix `python` in aienv.toml",
+                    s.what,
+                    s.path.display()
+                )));
+            }
+        }
+    }
+    Ok(stamp)
 }
 
-fn activate(venv: &Path) -> BTreeMap<String, String> {
-    let bin = venv.join("bin");
+async fn run_step(step: &Step, workspace: &Path, log: &Path) -> Result<(), RunError> {
+    let g = Group::spawn(
+        &[(step.label.clone(), step.cmd.clone())],
+        workspace,
+        &step.vars,
+        log,
+    )?;
+    g.wait_gone().await;
+    match g.exit_code() {
+        Some(0) => Ok(()),
+        code => Err(RunError::Setup(format!(
+            "setting up Python failed: {} exited with {}; its last lines:\n{}",
+            step.label,
+            code.map_or("a signal".into(), |c| format!("code {c}")),
+            logs::quote_tail(log, 8)
+        ))),
+    }
+}
+
+fn write_file(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), RunError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| RunError::io(format!("cannot create {}", dir.display()), e))?;
+    }
+    std::fs::write(path, contents)
+        .map_err(|e| RunError::io(format!("cannot write {}", path.display()), e))
+}
+
+/// `PATH` with `bin` first, and `var` (`VIRTUAL_ENV`, `CONDA_PREFIX`) naming `prefix`.
+pub(crate) fn activate(var: &str, prefix: &Path) -> BTreeMap<String, String> {
+    let bin = prefix.join("bin");
     let path = std::env::var_os("PATH").unwrap_or_default();
     let joined = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path)))
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
     BTreeMap::from([
-        ("VIRTUAL_ENV".to_string(), venv.display().to_string()),
+        (var.to_string(), prefix.display().to_string()),
         ("PATH".to_string(), joined),
     ])
+}
+
+/// The folders to look for an installer in: PATH, then `extra` (where installers put it).
+pub(crate) fn search_dirs(extra: &[&str]) -> Vec<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(home.iter().flat_map(|h| extra.iter().map(|e| h.join(e))))
+        .collect()
+}
+
+/// The first of `names` (in that order of preference) found in `dirs`.
+pub(crate) fn find_in(names: &[&str], dirs: &[PathBuf]) -> Option<PathBuf> {
+    names
+        .iter()
+        .flat_map(|n| dirs.iter().map(move |d| d.join(n)))
+        .find(|p| p.is_file())
 }

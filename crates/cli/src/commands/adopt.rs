@@ -21,13 +21,20 @@ pub enum Answer {
 
 pub async fn add_folder(c: &Client, path: &Path, answer: Answer) -> anyhow::Result<()> {
     let proposal: Value = c
-        .send(Method::POST, "/workspaces/proposal", Some(&json!({ "path": path })))
+        .send(
+            Method::POST,
+            "/workspaces/proposal",
+            Some(&json!({ "path": path })),
+        )
         .await?;
     if c.json && !matches!(answer, Answer::Yes) {
         println!("{}", serde_json::to_string_pretty(&proposal)?);
         return Ok(());
     }
-    let mut manifest = proposal["manifest"].as_str().unwrap_or_default().to_string();
+    let mut manifest = proposal["manifest"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     if !c.json {
         show(path, &proposal, &manifest);
     }
@@ -42,24 +49,31 @@ pub async fn add_folder(c: &Client, path: &Path, answer: Answer) -> anyhow::Resu
                 "nothing written: accept the proposal with `aienv workspace add {} --yes`",
                 path.display()
             ),
-            Answer::Ask => match ask("Write this aienv.toml and add the workspace? [y]es / [e]dit / [N]o: ")?.as_str() {
-                "y" | "yes" => true,
-                "e" | "edit" => {
-                    manifest = edit(&manifest)?;
-                    println!("{manifest}");
-                    continue;
+            Answer::Ask => {
+                match ask("Write this aienv.toml and add the workspace? [y]es / [e]dit / [N]o: ")?
+                    .as_str()
+                {
+                    "y" | "yes" => true,
+                    "e" | "edit" => {
+                        manifest = edit(&manifest)?;
+                        println!("{manifest}");
+                        continue;
+                    }
+                    _ => {
+                        println!("nothing written");
+                        return Ok(());
+                    }
                 }
-                _ => {
-                    println!("nothing written");
-                    return Ok(());
-                }
-            },
+            }
         };
         if !accepted {
             return Ok(());
         }
         let body = json!({ "path": path, "create": true, "manifest": manifest });
-        match c.send::<Workspace>(Method::POST, "/workspaces", Some(&body)).await {
+        match c
+            .send::<Workspace>(Method::POST, "/workspaces", Some(&body))
+            .await
+        {
             Ok(ws) => {
                 c.print(&ws, |ws| {
                     println!(
@@ -69,7 +83,12 @@ pub async fn add_folder(c: &Client, path: &Path, answer: Answer) -> anyhow::Resu
                         ws.id,
                         ws.manifest
                             .as_ref()
-                            .map(|m| m.environments.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", "))
+                            .map(|m| m
+                                .environments
+                                .iter()
+                                .map(|e| e.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "))
                             .filter(|s| !s.is_empty())
                             .unwrap_or_else(|| "none".into())
                     )
@@ -99,7 +118,9 @@ fn show(path: &Path, p: &Value, manifest: &str) {
             "\n  {}  ({}{})",
             e["name"].as_str().unwrap_or("?"),
             e["kind"].as_str().unwrap_or("?"),
-            e["from"].as_str().map_or(String::new(), |f| format!(", from {f}"))
+            e["from"]
+                .as_str()
+                .map_or(String::new(), |f| format!(", from {f}"))
         );
         let tools: Vec<String> = e["tools"]
             .as_array()

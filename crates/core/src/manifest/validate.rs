@@ -276,11 +276,17 @@ impl Validator<'_> {
         }
         if let Some(build) = &e.build {
             let b = build.get_ref();
-            for (key, file) in [("dockerfile", Some(&b.dockerfile)), ("context", b.context.as_ref())] {
+            for (key, file) in [
+                ("dockerfile", Some(&b.dockerfile)),
+                ("context", b.context.as_ref()),
+            ] {
                 if let Some(why) = file.and_then(|f| path_problem(f)) {
                     return Err(self.at(
                         build.span().start,
-                        format!("{ctx}: build.{key} {:?} {why}", file.unwrap_or(&String::new())),
+                        format!(
+                            "{ctx}: build.{key} {:?} {why}",
+                            file.unwrap_or(&String::new())
+                        ),
                     ));
                 }
             }
