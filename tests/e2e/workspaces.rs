@@ -173,13 +173,16 @@ async fn registering_a_folder_with_a_bad_manifest_names_the_line() {
     let list = ok(&node.cli(&["workspace", "list", "--json"]));
     assert_eq!(list.trim(), "[]", "nothing was registered");
 
+    // A folder without a manifest gets a proposal (here: nothing to adopt), written only once
+    // accepted; without a terminal to ask on, nothing is.
     let empty = tempfile::tempdir().unwrap();
     let out = node.cli(&["workspace", "add", empty.path().to_str().unwrap()]);
-    assert!(
-        text_of(&out).contains("aienv workspace create"),
-        "{}",
-        text_of(&out)
-    );
+    assert_eq!(out.status.code(), Some(1));
+    let said = text_of(&out);
+    assert!(said.contains("nothing to adopt here") && said.contains("--yes"), "{said}");
+    assert!(!empty.path().join("aienv.toml").exists());
+    let list = ok(&node.cli(&["workspace", "list", "--json"]));
+    assert_eq!(list.trim(), "[]", "nothing was registered");
 }
 
 fn text_of(out: &std::process::Output) -> String {
