@@ -12,9 +12,15 @@ set -euo pipefail
 # Runtime tests (environments as containers and VMs): Docker's engine (daemon started by
 # scripts/start-docker.sh), QEMU with qemu-img, a Debian kernel with its modules (/boot/vmlinuz-*,
 # e1000.ko) and a static busybox for the test image and the test VM's initramfs (cpio, gzip).
+# Web UI: Node.js and npm build it (ui/, Vite); its browser tests drive Debian's Chromium.
 PKGS=(build-essential pkg-config libssl-dev iproute2
       libwebkit2gtk-4.1-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev
-      docker.io qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio gzip curl)
+      docker.io qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio gzip curl
+      chromium)
+# Node.js may come from Debian (nodejs + npm) or from NodeSource (nodejs with npm inside, which
+# conflicts with Debian's npm): ask apt only for what is missing as a command.
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "install-deps: cargo is missing; install Rust from https://rustup.rs (stable, 1.89 or newer)" >&2

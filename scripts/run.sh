@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ -z "${AIENV_HEADLESS:-}" ]; then
   scripts/install-deps.sh
+  scripts/build-ui.sh
   exec cargo run --release --locked -p aienv-desktop
 fi
+scripts/build-ui.sh
 cargo build --release --locked -p aienv-cli
 exec target/release/aienv serve "$@"

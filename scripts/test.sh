@@ -17,6 +17,9 @@ step "container engine for the runtime tests"
 # Without it the container tests skip (and fail under CI): say why instead of stopping here.
 scripts/start-docker.sh || echo "(no Docker daemon: the container tests cannot run)"
 
+step "web UI: install, type-check, unit tests, build (embedded in the node by crates/api/build.rs)"
+scripts/build-ui.sh --check
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -34,3 +37,6 @@ else
   echo "(cargo-nextest not found: using cargo test)"
   cargo test --locked --no-fail-fast
 fi
+
+step "web UI end-to-end: real nodes, real Chromium (screenshots in ui/test-results/screens/)"
+npm --prefix ui run --silent test:e2e

@@ -179,7 +179,10 @@ async fn registering_a_folder_with_a_bad_manifest_names_the_line() {
     let out = node.cli(&["workspace", "add", empty.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let said = text_of(&out);
-    assert!(said.contains("nothing to adopt here") && said.contains("--yes"), "{said}");
+    assert!(
+        said.contains("nothing to adopt here") && said.contains("--yes"),
+        "{said}"
+    );
     assert!(!empty.path().join("aienv.toml").exists());
     let list = ok(&node.cli(&["workspace", "list", "--json"]));
     assert_eq!(list.trim(), "[]", "nothing was registered");

@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 
-/// Paths that answer without a key: health checks must work before a client has one.
+/// API paths that answer without a key: health checks must work before a client has one.
+/// Everything outside `/api/` (the web UI's files) is open too: the page is what asks for the key,
+/// and it holds nothing secret.
 const OPEN_PATHS: &[&str] = &["/api/v1/health"];
 
 /// Refuses requests from outside the LAN. Requests that did not come over a socket (in-process

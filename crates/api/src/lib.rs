@@ -44,6 +44,11 @@ struct ApiDoc;
 
 /// The complete router: API, OpenAPI document and web UI, with limits and guards.
 pub fn router(node: Node) -> Router {
+    router_with_ui(node, routes::ui::router())
+}
+
+/// [`router`] with the given UI routes (tests pass a fixture build of the UI).
+fn router_with_ui(node: Node, ui: Router) -> Router {
     let (api, doc) = api_routes().split_for_parts();
     let doc = Arc::new(doc);
     let key: Option<Arc<str>> = node.config().api_key.as_deref().map(Arc::from);
@@ -56,7 +61,7 @@ pub fn router(node: Node) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
-        .merge(routes::ui::router())
+        .merge(ui)
         .fallback(routes::not_found)
         .layer(axum::Extension(Arc::new(routes::ListCache::default())))
         .layer(axum::middleware::from_fn(error::shape_bare_errors))

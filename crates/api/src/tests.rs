@@ -505,3 +505,7 @@ fn blake3_hex(bytes: &[u8]) -> String {
     std::fs::write(d.path().join("f"), bytes).unwrap();
     aienv_sharing::index::hash_file(&d.path().join("f")).unwrap()
 }
+
+mod openapi_file;
+mod settings;
+mod ui;

@@ -47,6 +47,29 @@ pub struct Settings {
     pub static_peers: Option<Vec<String>>,
 }
 
+impl Settings {
+    /// What `DATA_DIR/config.toml` says; all `None` when there is no such file.
+    pub fn from_file(data_dir: &Path) -> Result<Settings, ConfigError> {
+        let file = data_dir.join(CONFIG_FILE);
+        match std::fs::read_to_string(&file) {
+            Ok(text) => Settings::parse(&text, &file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
+            Err(e) => Err(ConfigError {
+                file,
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// Parses the text of a config file; `file` is only used in the error.
+    pub fn parse(text: &str, file: &Path) -> Result<Settings, ConfigError> {
+        toml::from_str::<Settings>(text).map_err(|e| ConfigError {
+            file: file.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {message}")]
 pub struct ConfigError {
@@ -57,21 +80,11 @@ pub struct ConfigError {
 impl Config {
     /// Defaults, then `DATA_DIR/config.toml` (if present), then `overrides`.
     pub fn load(data_dir: &Path, overrides: Settings) -> Result<Config, ConfigError> {
-        let file = data_dir.join(CONFIG_FILE);
-        let from_file = match std::fs::read_to_string(&file) {
-            Ok(text) => toml::from_str::<Settings>(&text).map_err(|e| ConfigError {
-                file: file.clone(),
-                message: e.to_string().trim_end().to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Settings::default(),
-            Err(e) => {
-                return Err(ConfigError {
-                    file,
-                    message: e.to_string(),
-                });
-            }
-        };
-        Ok(Config::resolve(data_dir, from_file, overrides))
+        Ok(Config::resolve(
+            data_dir,
+            Settings::from_file(data_dir)?,
+            overrides,
+        ))
     }
 
     fn resolve(data_dir: &Path, file: Settings, over: Settings) -> Config {

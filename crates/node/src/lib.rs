@@ -10,6 +10,7 @@
 //! registry operations), `items.rs` (projects and environments) and `reload.rs` (hand edits).
 
 mod adopted;
+mod catalog_fit;
 mod clones;
 mod datadir;
 mod error;
@@ -19,6 +20,7 @@ mod items;
 mod online;
 mod reload;
 mod runs;
+mod settings;
 mod workspaces;
 
 #[cfg(test)]
@@ -38,10 +40,12 @@ pub use adopted::WorkspaceProposal;
 pub use aienv_discovery::Status as DiscoveryStatus;
 pub use aienv_runtime::RunError;
 pub use aienv_sharing::{CatalogEntry, FileManifest, ShareList};
+pub use catalog_fit::{CatalogItem, FitSummary};
 pub use clones::CloneRequest;
 pub use datadir::{NODE_FILE, NodeRecord, create as create_data_dir, read_record};
 pub use error::{NodeError, Result};
 pub use online::DiscoveryReport;
+pub use settings::{ConfigFileSettings, NodeSettings, SettingsPatch, SettingsUpdate};
 pub use workspaces::{NewWorkspace, WorkspacePatch};
 
 /// How many events a slow subscriber may fall behind before it is told it lagged.

@@ -6,6 +6,7 @@ mod health;
 mod items;
 mod peers;
 mod runs;
+mod settings;
 mod transfer;
 pub(crate) mod ui;
 mod workspaces;
@@ -22,6 +23,7 @@ use crate::error::ApiError;
 pub(crate) fn api() -> OpenApiRouter<Node> {
     OpenApiRouter::new()
         .routes(routes!(health::health))
+        .routes(routes!(settings::show, settings::update))
         .routes(routes!(workspaces::list, workspaces::create))
         .routes(routes!(workspaces::propose))
         .routes(routes!(

@@ -2,7 +2,7 @@
 //! and discovery diagnostics.
 
 use aienv_core::peer::Peer;
-use aienv_node::{CatalogEntry, DiscoveryReport, FileManifest, Node, ShareList};
+use aienv_node::{CatalogItem, DiscoveryReport, FileManifest, Node, ShareList};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,7 +13,7 @@ use crate::blocking;
 use crate::error::{ApiError, Body, ErrorBody};
 
 /// Every peer this node knows, by name.
-#[utoipa::path(get, path = "/peers", tag = "lan", responses((status = 200, body = [Peer])))]
+#[utoipa::path(get, path = "/peers", operation_id = "list_peers", tag = "lan", responses((status = 200, body = [Peer])))]
 pub async fn list(State(node): State<Node>) -> Json<Vec<Peer>> {
     Json(node.peers())
 }
@@ -27,7 +27,7 @@ pub struct StaticPeer {
 
 /// Adds a peer by address, for networks where multicast is blocked. It is probed over HTTP
 /// and listed like any other peer while it answers.
-#[utoipa::path(post, path = "/peers", tag = "lan", request_body = StaticPeer,
+#[utoipa::path(post, path = "/peers", operation_id = "add_peer", tag = "lan", request_body = StaticPeer,
     responses((status = 201, body = StaticPeer), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn add(
     State(node): State<Node>,
@@ -54,10 +54,11 @@ pub async fn remove_static(
     Ok(Json(StaticPeer { address }))
 }
 
-/// Local and remote shared environments in one list: this node's first, then by owner.
-#[utoipa::path(get, path = "/catalog", tag = "lan", responses((status = 200, body = [CatalogEntry])))]
-pub async fn catalog(State(node): State<Node>) -> Json<Vec<CatalogEntry>> {
-    Json(node.catalog())
+/// Local and remote shared environments in one list: this node's first, then by owner; each
+/// with whether it fits this machine and, if not, why.
+#[utoipa::path(get, path = "/catalog", tag = "lan", responses((status = 200, body = [CatalogItem])))]
+pub async fn catalog(State(node): State<Node>) -> Json<Vec<CatalogItem>> {
+    Json(node.catalog_with_fit().await)
 }
 
 /// What this node shares. Peers fetch it when this node announces a new catalog revision.

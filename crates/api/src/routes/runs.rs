@@ -20,14 +20,14 @@ pub async fn resources(State(node): State<Node>) -> Json<Resources> {
 }
 
 /// Every run of this node, newest first (ended ones too).
-#[utoipa::path(get, path = "/runs", tag = "runs", responses((status = 200, body = [Run])))]
+#[utoipa::path(get, path = "/runs", operation_id = "list_runs", tag = "runs", responses((status = 200, body = [Run])))]
 pub async fn list(State(node): State<Node>) -> Json<Vec<Run>> {
     Json(node.runs())
 }
 
 /// Starts an environment. Answers once it is planned (ports and token chosen, state
 /// `starting`); `run_changed` events follow until its tools answer (`running`) or it fails.
-#[utoipa::path(post, path = "/runs", tag = "runs", request_body = RunRequest, responses(
+#[utoipa::path(post, path = "/runs", operation_id = "start_run", tag = "runs", request_body = RunRequest, responses(
     (status = 202, body = Run),
     (status = 404, description = "no such workspace or environment", body = ErrorBody),
     (status = 409, description = "it does not fit this machine (`requirements_not_met`), or a fixed port is taken", body = ErrorBody)))]
@@ -38,14 +38,14 @@ pub async fn start(
     Ok((StatusCode::ACCEPTED, Json(node.start_run(req).await?)))
 }
 
-#[utoipa::path(get, path = "/runs/{id}", tag = "runs", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/runs/{id}", operation_id = "show_run", tag = "runs", params(("id" = String, Path)),
     responses((status = 200, body = Run), (status = 404, body = ErrorBody)))]
 pub async fn show(State(node): State<Node>, Path(id): Path<String>) -> Result<Json<Run>, ApiError> {
     Ok(Json(node.run(&id)?))
 }
 
 /// Stops a run: SIGTERM (or the engine's stop) to everything it started, a kill after 10 s.
-#[utoipa::path(delete, path = "/runs/{id}", tag = "runs", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/runs/{id}", operation_id = "stop_run", tag = "runs", params(("id" = String, Path)),
     responses((status = 200, body = Run), (status = 400, description = "not running", body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 pub async fn stop(State(node): State<Node>, Path(id): Path<String>) -> Result<Json<Run>, ApiError> {

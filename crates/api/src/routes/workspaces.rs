@@ -21,7 +21,7 @@ use crate::error::{ApiError, Body, ErrorBody};
 pub struct ListCache(Mutex<Option<(u64, Bytes)>>);
 
 /// Every registered workspace, by name.
-#[utoipa::path(get, path = "/workspaces", tag = "workspaces", responses((status = 200, body = [WorkspaceSummary])))]
+#[utoipa::path(get, path = "/workspaces", operation_id = "list_workspaces", tag = "workspaces", responses((status = 200, body = [WorkspaceSummary])))]
 pub async fn list(
     State(node): State<Node>,
     Extension(cache): Extension<Arc<ListCache>>,
@@ -48,7 +48,7 @@ pub async fn list(
 
 /// Creates a workspace (`create: true` writes a starter manifest) or registers a folder that
 /// has an `aienv.toml`.
-#[utoipa::path(post, path = "/workspaces", tag = "workspaces", request_body = NewWorkspace, responses(
+#[utoipa::path(post, path = "/workspaces", operation_id = "create_workspace", tag = "workspaces", request_body = NewWorkspace, responses(
     (status = 201, body = Workspace),
     (status = 409, description = "already registered, or an aienv.toml exists", body = ErrorBody),
     (status = 422, description = "the folder's manifest is invalid", body = ErrorBody),
@@ -74,7 +74,7 @@ pub struct ProposalRequest {
 /// (devcontainer.json, Dockerfile, compose.yaml, environment.yml, pixi.toml, pyproject.toml,
 /// requirements*.txt, notebooks), and the manifest accepting them would write. Writes nothing:
 /// accept with `POST /workspaces` (`create: true`, `manifest`: the text, edited or not).
-#[utoipa::path(post, path = "/workspaces/proposal", tag = "workspaces", request_body = ProposalRequest, responses(
+#[utoipa::path(post, path = "/workspaces/proposal", operation_id = "propose_workspace", tag = "workspaces", request_body = ProposalRequest, responses(
     (status = 200, body = WorkspaceProposal),
     (status = 404, description = "no such folder", body = ErrorBody),
     (status = 409, description = "the folder has an aienv.toml already", body = ErrorBody),
@@ -89,7 +89,7 @@ pub async fn propose(
 }
 
 /// One workspace by id (or by name, when unique), with its manifest and any current problem.
-#[utoipa::path(get, path = "/workspaces/{id}", tag = "workspaces",
+#[utoipa::path(get, path = "/workspaces/{id}", operation_id = "show_workspace", tag = "workspaces",
     params(("id" = String, Path, description = "workspace id or unique name")),
     responses((status = 200, body = Workspace), (status = 404, body = ErrorBody)))]
 pub async fn show(
@@ -100,7 +100,7 @@ pub async fn show(
 }
 
 /// Changes the workspace's name, description or sharing settings (an edit of its manifest).
-#[utoipa::path(patch, path = "/workspaces/{id}", tag = "workspaces", request_body = WorkspacePatch,
+#[utoipa::path(patch, path = "/workspaces/{id}", operation_id = "update_workspace", tag = "workspaces", request_body = WorkspacePatch,
     params(("id" = String, Path, description = "workspace id or unique name")),
     responses((status = 200, body = Workspace), (status = 422, body = ErrorBody)))]
 pub async fn update(
@@ -114,7 +114,7 @@ pub async fn update(
 }
 
 /// Forgets the workspace. Its folder and files stay where they are.
-#[utoipa::path(delete, path = "/workspaces/{id}", tag = "workspaces",
+#[utoipa::path(delete, path = "/workspaces/{id}", operation_id = "remove_workspace", tag = "workspaces",
     params(("id" = String, Path, description = "workspace id or unique name")),
     responses((status = 200, description = "the workspace that was forgotten", body = Workspace), (status = 404, body = ErrorBody)))]
 pub async fn remove(

@@ -230,14 +230,27 @@ impl ManifestDoc {
     }
 }
 
-/// Sets `key` to `value`, keeping the spacing and the end-of-line comment of the old value.
-fn set_keeping_comment(table: &mut dyn toml_edit::TableLike, key: &str, mut value: Value) {
-    if let Some(old) = table.get(key).and_then(Item::as_value) {
-        *value.decor_mut() = old.decor().clone();
-    } else {
-        value.decor_mut().set_prefix(" ");
+/// Sets `key` to `value`, keeping the spacing and the end-of-line comment of the old value, and
+/// the comment lines above the key. `config.toml` edits use it too.
+pub(crate) fn set_keeping_comment(
+    table: &mut dyn toml_edit::TableLike,
+    key: &str,
+    mut value: Value,
+) {
+    match table.get_mut(key) {
+        // Replace the item in place: `insert` would reset the key's decor, which holds the
+        // comment lines above it.
+        Some(item) => {
+            if let Some(old) = item.as_value() {
+                *value.decor_mut() = old.decor().clone();
+            }
+            *item = Item::Value(value);
+        }
+        None => {
+            value.decor_mut().set_prefix(" ");
+            table.insert(key, Item::Value(value));
+        }
     }
-    table.insert(key, Item::Value(value));
 }
 
 fn not_found(what: &'static str, name: &str) -> EditError {

@@ -18,6 +18,8 @@ use std::path::Path;
 pub use edit::ManifestDoc;
 pub use error::ManifestError;
 pub use starter::starter_manifest;
+// The node's name in `config.toml` follows the same rules as names in a manifest.
+pub(crate) use validate::name_problem;
 
 use crate::model::Manifest;
 

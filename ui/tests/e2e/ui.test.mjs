@@ -1,0 +1,158 @@
+// The web UI in a real Chromium against real nodes: peers found live, a clone started from the
+// Catalog reaching 100%, a run started from its workspace with a tool link that answers, a
+// manifest error marked at its line, a node restart survived without a reload. Each screen is
+// saved at 1280x800 under ui/test-results/screens/.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  browser, cleanup, missing, page, privateGroup, screenshot, startNode, tempDir, waitFor, workspace,
+} from './harness.mjs';
+
+const why = missing();
+if (why && process.env.CI) throw new Error(`the UI end-to-end tests cannot run: ${why}`);
+const skip = why ? `skipped: ${why}` : false;
+if (skip) console.log(`ui e2e ${skip}`);
+
+const SHARED = `
+[workspace]
+name = "vision"
+description = "image models"
+
+[sharing]
+enabled = true
+access = "open"
+
+[[project]]
+name = "trainer"
+
+[environment.lab]
+kind = "process"
+projects = ["trainer"]
+description = "a small web server standing in for a notebook"
+command = "echo lab is up"
+
+[[environment.lab.tool]]
+name = "Files"
+command = "python3 -m http.server {port} --bind {host}"
+url = "http://{host}:{port}/"
+`;
+
+describe('web UI', { skip }, () => {
+  let b;
+  before(async () => {
+    b = await browser();
+  });
+  after(cleanup);
+
+  it('shows a peer that joins, live', async () => {
+    const group = await privateGroup();
+    const a = await startNode('alpha', { group });
+    const p = await page(b, a.url);
+    await p.click('nav >> text=Peers');
+    await p.waitForSelector('text=No peers yet');
+    await screenshot(p, 'peers-empty');
+    const t0 = Date.now();
+    await startNode('beta', { group });
+    await p.waitForSelector('[data-testid="peer-row"] >> text=beta', { timeout: 10000 });
+    console.log(`beta shown on alpha's page ${Date.now() - t0} ms after it was started`);
+    await screenshot(p, 'peers');
+    await p.close();
+  });
+
+  it('clones from the catalog with a progress bar that reaches 100%', async () => {
+    const group = await privateGroup();
+    const owner = await startNode('owner', { group });
+    const user = await startNode('user', { group });
+    const files = { 'trainer/train.py': 'print("train")\n', 'trainer/data.bin': 'x'.repeat(3_000_000) };
+    await workspace(owner, join(tempDir(), 'vision'), SHARED, files);
+    const p = await page(b, user.url + '/#/catalog');
+    await p.waitForSelector('[data-testid="catalog-entry"] >> text=lab', { timeout: 10000 });
+    await screenshot(p, 'catalog');
+    await p.fill('#catalog-search', 'no such thing');
+    await p.waitForSelector('text=No environment matches');
+    await p.fill('#catalog-search', 'vision owner');
+    await p.click('[data-testid="catalog-entry"] >> button:has-text("Clone")');
+    const target = join(tempDir(), 'vision-clone');
+    await p.fill('input[aria-label="Target folder"]', target);
+    await screenshot(p, 'clone-dialog');
+    await p.click('dialog >> button:has-text("Clone")');
+    await p.waitForSelector('[data-testid="clone-job"]');
+    await p.waitForSelector('[data-testid="clone-job"] [role="progressbar"][aria-valuenow="100"]', { timeout: 20000 });
+    await p.waitForSelector('[data-testid="clone-job"] >> text=done');
+    await p.waitForSelector('text=Cloned vision from owner');
+    await p.waitForTimeout(300); // the bar's last step animates
+    await screenshot(p, 'clones');
+    assert.equal(readFileSync(join(target, 'trainer/train.py'), 'utf8'), 'print("train")\n');
+    await p.close();
+  });
+
+  it('starts a run whose tool link answers, and shows its log', async () => {
+    const group = await privateGroup();
+    const a = await startNode('runner', { group });
+    const ws = await workspace(a, join(tempDir(), 'vision'), SHARED, { 'trainer/hello.txt': 'hello from the workspace\n' });
+    const p = await page(b, `${a.url}/#/workspaces/${ws.id}`);
+    await p.waitForSelector('[data-testid="environment-row"] >> text=lab');
+    await screenshot(p, 'workspace');
+    await p.click('[data-testid="environment-row"] >> button:has-text("Run")');
+    const link = await p.waitForSelector('[data-testid="tool-link"].ready', { timeout: 20000 });
+    const href = await link.getAttribute('href');
+    assert.match(href, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const r = await fetch(href + 'trainer/hello.txt');
+    assert.equal(r.status, 200);
+    assert.equal(await r.text(), 'hello from the workspace\n');
+    await screenshot(p, 'runs');
+    await p.click('[data-testid="run-row"] a');
+    await p.waitForSelector('[data-testid="run-log"] >> text=lab is up');
+    await screenshot(p, 'run-log');
+    await p.click('button:has-text("Stop")');
+    await p.waitForSelector('text=stopped');
+    await p.close();
+  });
+
+  it('marks a manifest error at its line and keeps the last good manifest', async () => {
+    const group = await privateGroup();
+    const a = await startNode('editor', { group });
+    const ws = await workspace(a, join(tempDir(), 'vision'), SHARED);
+    const p = await page(b, `${a.url}/#/workspaces/${ws.id}`);
+    const editor = p.locator('textarea[aria-label="aienv.toml"]');
+    await waitFor('the manifest text', async () => (await editor.inputValue()).includes('[workspace]'));
+    const text = await editor.inputValue();
+    const broken = text.replace('kind = "process"', 'kind = "processs"');
+    await editor.fill(broken);
+    await p.click('button:has-text("Save")');
+    const error = await p.waitForSelector('[data-testid="manifest-error"]');
+    const line = broken.split('\n').findIndex((l) => l.includes('processs')) + 1;
+    assert.match(await error.textContent(), new RegExp(`^line ${line}, column \\d+: `));
+    assert.equal(await p.locator('.gutter .err').textContent(), String(line), 'the gutter marks the line');
+    await error.scrollIntoViewIfNeeded();
+    await screenshot(p, 'manifest-error');
+    const onDisk = readFileSync(join(ws.path, 'aienv.toml'), 'utf8');
+    assert.ok(onDisk.includes('kind = "process"\n'), 'nothing invalid was written');
+    await p.close();
+  });
+
+  it('survives a node restart without a reload', async () => {
+    const group = await privateGroup();
+    const dataDir = tempDir();
+    let a = await startNode('phoenix', { group, dataDir });
+    const listen = a.url.replace('http://', '');
+    const p = await page(b, `${a.url}/#/workspaces`);
+    await p.waitForSelector('[role="status"] >> text=Live');
+    await a.stop();
+    await p.waitForSelector('[role="status"] >> text=Reconnecting');
+    await screenshot(p, 'reconnecting');
+    a = await startNode('phoenix', { group, dataDir, listen });
+    await p.waitForSelector('[role="status"] >> text=Live', { timeout: 15000 });
+    // Made after the restart: it reaches the page over the new connection.
+    await workspace(a, join(tempDir(), 'after'), '[workspace]\nname = "after-restart"\n');
+    await p.waitForSelector('[data-testid="workspace-card"] >> text=after-restart', { timeout: 10000 });
+    await screenshot(p, 'workspaces');
+    await p.click('nav >> text=Settings');
+    await p.waitForSelector('text=Discovery interfaces');
+    await screenshot(p, 'settings');
+    assert.ok(existsSync(join(dataDir, 'node.json')));
+    await p.close();
+  });
+});
