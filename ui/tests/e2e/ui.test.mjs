@@ -70,6 +70,9 @@ describe('web UI', { skip }, () => {
     const p = await page(b, user.url + '/#/catalog');
     await p.waitForSelector('[data-testid="catalog-entry"] >> text=lab', { timeout: 10000 });
     await screenshot(p, 'catalog');
+    await p.emulateMedia({ colorScheme: 'dark' });
+    await screenshot(p, 'catalog-dark');
+    await p.emulateMedia({ colorScheme: 'light' });
     await p.fill('#catalog-search', 'no such thing');
     await p.waitForSelector('text=No environment matches');
     await p.fill('#catalog-search', 'vision owner');
