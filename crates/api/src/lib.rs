@@ -8,6 +8,7 @@
 
 mod error;
 mod guard;
+mod origin;
 mod routes;
 
 use std::future::Future;
@@ -71,6 +72,7 @@ fn router_with_ui(node: Node, ui: Router) -> Router {
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(key, guard::api_key))
+        .layer(axum::middleware::from_fn(origin::same_origin))
         .layer(axum::middleware::from_fn(guard::lan_only))
 }
 

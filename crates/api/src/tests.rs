@@ -507,5 +507,6 @@ fn blake3_hex(bytes: &[u8]) -> String {
 }
 
 mod openapi_file;
+mod origin;
 mod settings;
 mod ui;

@@ -18,6 +18,7 @@ impl Node {
     /// Indexes a shared workspace: every entry a clone recreates, with content hashes. Files
     /// unchanged since the last index are not read again. Blocking: it reads the disk.
     pub fn file_manifest(&self, ws: &str) -> Result<Arc<FileManifest>> {
+        self.refuse_when_paused()?;
         let w = self.workspace(ws)?;
         let Some(manifest) = w.manifest.as_ref().filter(|m| m.sharing.enabled) else {
             return Err(NodeError::NotFound(format!(
@@ -113,6 +114,7 @@ impl Node {
         + Send
         + 'static,
     > {
+        self.refuse_when_paused()?;
         let w = self.workspace(ws)?;
         let named = w
             .manifest

@@ -18,6 +18,7 @@ mod files;
 mod instance;
 mod items;
 mod online;
+mod pause;
 mod reload;
 mod runs;
 mod settings;
@@ -78,6 +79,8 @@ struct Inner {
     live_runs: Mutex<std::collections::HashMap<String, aienv_runtime::backend::Running>>,
     /// The ports each unfinished run holds in `ports`.
     held_ports: Mutex<std::collections::HashMap<String, Vec<u16>>>,
+    /// Sharing paused (the tray's "Pause sharing"): peers see nothing and can clone nothing.
+    sharing_paused: std::sync::atomic::AtomicBool,
     probe: aienv_runtime::Probe,
     ports: aienv_runtime::ports::Ports,
     backends: aienv_runtime::backend::Backends,
@@ -137,6 +140,7 @@ impl Node {
                 runs: Mutex::new(Default::default()),
                 live_runs: Mutex::new(Default::default()),
                 held_ports: Mutex::new(Default::default()),
+                sharing_paused: Default::default(),
                 probe: aienv_runtime::Probe::new(data_dir.path()),
                 ports: Default::default(),
                 backends: Default::default(),

@@ -230,10 +230,15 @@ impl Node {
     }
 
     /// Recomputes this node's share list (sizes walk the disk: off the async workers).
-    async fn refresh_local_shares(&self) -> bool {
+    pub(crate) async fn refresh_local_shares(&self) -> bool {
         let node = self.clone();
         let list = tokio::task::spawn_blocking(move || {
-            ShareList::of(node.owner(), &node.all_workspaces(), &node.inner.sizes)
+            let shared = if node.sharing_paused() {
+                Vec::new()
+            } else {
+                node.all_workspaces()
+            };
+            ShareList::of(node.owner(), &shared, &node.inner.sizes)
         })
         .await
         .expect("share list task");

@@ -7,6 +7,7 @@ mod items;
 mod peers;
 mod runs;
 mod settings;
+mod sharing;
 mod transfer;
 pub(crate) mod ui;
 mod workspaces;
@@ -56,6 +57,7 @@ pub(crate) fn api() -> OpenApiRouter<Node> {
         .routes(routes!(clones::list, clones::start))
         .routes(routes!(clones::show, clones::cancel))
         .routes(routes!(peers::discovery))
+        .routes(routes!(sharing::show, sharing::set))
         .routes(routes!(runs::resources))
         .routes(routes!(runs::list, runs::start))
         .routes(routes!(runs::show, runs::stop))
