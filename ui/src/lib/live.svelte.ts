@@ -2,6 +2,7 @@
 // after every (re)connect the whole state is fetched again, so nothing missed while away stays
 // missing. Views read `live.state`; they never fetch lists themselves.
 import { ApiFailure, eventsUrl, get } from './api';
+import { uiReady } from './native';
 import { apply, emptyState, type Effect, type State } from './state';
 import type { CatalogEntry, CloneJob, Health, Message, Peer, Resources, Run, WorkspaceSummary } from './types';
 
@@ -127,6 +128,7 @@ class Live {
       s.resources = resources;
       this.needsKey = false;
       this.tick++;
+      uiReady();
     } catch (e) {
       this.#failed(e);
     }

@@ -340,6 +340,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/sharing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Whether sharing is paused on this node. */
+        get: operations["show_sharing"];
+        /**
+         * Pauses or resumes all sharing of this node (manifests are not changed; not kept across
+         *     restarts).
+         */
+        put: operations["set_sharing"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workspaces": {
         parameters: {
             query?: never;
@@ -1229,6 +1250,10 @@ export interface components {
             /** @description Patterns that are shared even though a default exclusion (secrets, caches) matches them. */
             include?: string[];
         };
+        SharingState: {
+            /** @description While paused, peers see no environment of this node and can clone nothing from it. */
+            paused: boolean;
+        };
         StaticPeer: {
             /** @description `HOST:PORT` of the peer's API. */
             address: string;
@@ -2031,6 +2056,48 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    show_sharing: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SharingState"];
+                };
+            };
+        };
+    };
+    set_sharing: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SharingState"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SharingState"];
                 };
             };
         };
