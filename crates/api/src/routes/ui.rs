@@ -24,6 +24,12 @@ static UI: Dir<'static> = include_dir!("$OUT_DIR/ui");
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// `index.html` and the unhashed top-level files change with each build: always revalidate.
 const NO_CACHE: &str = "no-cache";
+/// The page may load only its own files and talk only to its own node (HTTP and WebSocket on the
+/// same host and port); no other page may frame it. WebKit does not count `ws:` as `'self'`, so
+/// the WebSocket schemes are listed (they reach only hosts the Host/Origin checks allow anyway).
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                   img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; \
+                   base-uri 'none'; form-action 'none'";
 
 /// The routes of the embedded UI.
 pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
@@ -65,14 +71,21 @@ pub(crate) fn serve(dir: &'static Dir<'static>, path: &str) -> Response {
     } else {
         NO_CACHE
     };
-    (
+    let mut res = (
         [
             (header::CONTENT_TYPE, content_type(path)),
             (header::CACHE_CONTROL, cache),
         ],
         file.contents(),
     )
-        .into_response()
+        .into_response();
+    if path.ends_with(".html") {
+        res.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            header::HeaderValue::from_static(CSP),
+        );
+    }
+    res
 }
 
 /// The media type of a file of a Vite build, by its extension.

@@ -50,6 +50,11 @@ async fn the_page_is_html_that_browsers_revalidate() {
         "no-cache",
         "a new build must show up at the next load"
     );
+    let csp = header_of(&res, header::CONTENT_SECURITY_POLICY);
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
     assert!(text(res).await.contains("fixture UI for the router tests"));
 }
 
