@@ -13,8 +13,13 @@ set -euo pipefail
 # scripts/start-docker.sh), QEMU with qemu-img, a Debian kernel with its modules (/boot/vmlinuz-*,
 # e1000.ko) and a static busybox for the test image and the test VM's initramfs (cpio, gzip).
 # Web UI: Node.js and npm build it (ui/, Vite); its browser tests drive Debian's Chromium.
+# Desktop smoke test (tests/e2e/desktop.rs) and bench/desktop.py: the app runs under Xvfb (xvfb,
+# with xauth for xvfb-run), ImageMagick takes and measures the screenshot (import, convert),
+# xdotool finds the window, and dbus (its dbus-daemon package has dbus-run-session) gives the app
+# a session bus of its own, which silences the tray's warning.
 PKGS=(build-essential pkg-config libssl-dev iproute2
       libwebkit2gtk-4.1-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev
+      xvfb xauth imagemagick xdotool dbus
       docker.io qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio gzip curl
       chromium)
 # Node.js may come from Debian (nodejs + npm) or from NodeSource (nodejs with npm inside, which

@@ -29,13 +29,17 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "build the aienv binary the end-to-end tests start"
 cargo build --locked -p aienv-cli
 
+step "build the desktop app the desktop smoke test starts under Xvfb (not a default member)"
+cargo build --locked -p aienv-desktop
+
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --no-fail-fast
+  # --workspace: the desktop package (not a default member) has unit tests too (its tray menu).
+  cargo nextest run --workspace --locked --no-fail-fast
   cargo test --locked --doc
 else
   echo "(cargo-nextest not found: using cargo test)"
-  cargo test --locked --no-fail-fast
+  cargo test --workspace --locked --no-fail-fast
 fi
 
 step "web UI end-to-end: real nodes, real Chromium (screenshots in ui/test-results/screens/)"

@@ -4,6 +4,7 @@
 mod adopt; // folders without a manifest: proposals, accepted and run for real, adopted files followed
 mod backends; // container and VM runs: Docker and QEMU for real, their failures
 mod clone; // cloning between real nodes: verified, incremental, resumed, cancelled, a full disk
+mod desktop; // the desktop app under Xvfb: its window, its node, attaching to a running node, a clean quit
 mod lan; // discovery between real nodes on 127.0.0.1: join, goodbye, crash, restart, catalog, static peers
 mod netns; // three hosts in network namespaces on a bridge: discovery, catalog, a host cut off and back
 mod runs; // process runs: a cloned JupyterLab, failures, restarts, logs over the WebSocket
