@@ -9,6 +9,8 @@ to 127.0.0.1 on a group port of this run's own:
   2. resident memory of the whole app after 10 s idle: the app and every process below it
      (WebKit's web and network processes), as the sum of RSS and the sum of PSS, which counts
      shared pages once (target: under 150 MB)
+     Baseline in the same run: the same web UI in a Chromium app window (`chromium --app=URL`,
+     what an Electron app is made of) on a headless `aienv serve`, both counted the same way
   3. size of the release binary (target: under 25 MB) and of the .deb under
      target/release/bundle/deb/ when one is there (scripts/build-deb.sh; target: under 10 MB)
 
@@ -162,6 +164,47 @@ class App:
             except OSError: pass
         self.p.wait()
 
+def tree_memory(root):
+    """(RSS, PSS) in KB over `root` and every process below it."""
+    pids = [root] + descendants(root)
+    return sum(status_kb(p, "VmRSS") for p in pids), sum(status_kb(p, "Pss", "smaps_rollup") for p in pids)
+
+def chromium_baseline(x, root):
+    """The web UI in a Chromium app window on a headless node, after 10 s idle: (RSS, PSS) in KB of
+    Chromium's processes plus the node's. None when Chromium or the release CLI is missing."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    cli = os.path.abspath("target/release/aienv")
+    if not chromium or not os.path.exists(cli):
+        return None
+    data = os.path.join(root, "baseline-node")
+    node = subprocess.Popen([cli, "serve", "--data-dir", data, "--listen", "127.0.0.1:0",
+                             "--discovery-interface", "127.0.0.1",
+                             "--discovery-group", f"239.255.77.77:{free_port(socket.SOCK_DGRAM)}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    browser = None
+    try:
+        for _ in range(500):
+            if os.path.exists(os.path.join(data, "node.json")): break
+            time.sleep(0.01)
+        url = json.load(open(os.path.join(data, "node.json")))["url"]
+        env = {**os.environ, "DISPLAY": x.display}
+        browser = subprocess.Popen([chromium, f"--app={url}", f"--user-data-dir={os.path.join(root, 'chromium')}",
+                                    "--no-sandbox", "--no-first-run", "--disable-background-networking",
+                                    "--disable-component-update", "--disable-sync", "--window-size=1200,800"],
+                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(15)
+        b_rss, b_pss = tree_memory(browser.pid)
+        n_rss, n_pss = tree_memory(node.pid)
+        return b_rss + n_rss, b_pss + n_pss
+    finally:
+        for p in (browser, node):
+            if p and p.poll() is None:
+                for c in [p.pid] + descendants(p.pid):
+                    try: os.kill(c, signal.SIGTERM)
+                    except OSError: pass
+                try: p.wait(10)
+                except subprocess.TimeoutExpired: p.kill(); p.wait()
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
@@ -191,6 +234,7 @@ def main():
         time.sleep(10)
         rss, pss, names = app.memory()
         app.stop()
+        baseline = chromium_baseline(x, root)
     finally:
         for app in apps:
             if app.p.poll() is None: app.stop()
@@ -200,6 +244,7 @@ def main():
     deb = sorted(glob.glob("target/release/bundle/deb/*.deb"), key=os.path.getmtime)
     res = {"bin": binary, "runs": a.runs, "start_s": starts, "start_app_ms": own,
            "start_median_s": statistics.median(starts), "rss_kb": rss, "pss_kb": pss, "processes": names,
+           "baseline_rss_kb": baseline and baseline[0], "baseline_pss_kb": baseline and baseline[1],
            "binary_bytes": os.path.getsize(binary),
            "deb": deb[-1] if deb else None, "deb_bytes": os.path.getsize(deb[-1]) if deb else None}
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
@@ -214,6 +259,9 @@ def main():
     print(f"| cold start, {how} (median / max of {a.runs}) | < 1.5 s | {res['start_median_s']:.2f} / {max(starts):.2f} s |")
     print(f"| memory after 10 s idle, app + {len(names) - 1} child processes: PSS (RSS) | < 150 MB | "
           f"{pss/1024:.0f} MB ({rss/1024:.0f} MB) |")
+    if baseline:
+        print(f"| baseline: the same UI in a Chromium app window + a headless node: PSS (RSS) | - | "
+              f"{baseline[1]/1024:.0f} MB ({baseline[0]/1024:.0f} MB); the app uses {pss/baseline[1]:.2f}x its PSS |")
     print(f"| binary ({os.path.relpath(binary)}) | < 25 MB | {res['binary_bytes']/1e6:.1f} MB |")
     print(f"| .deb | < 10 MB | " + (f"{res['deb_bytes']/1e6:.1f} MB ({os.path.basename(res['deb'])}) |" if deb else
                                    "none under target/release/bundle/deb (scripts/build-deb.sh) |"))

@@ -13,6 +13,7 @@ mod link;
 mod menu;
 mod tray;
 mod watch;
+mod webview;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -66,6 +67,7 @@ pub fn run() {
                 .min_inner_size(720.0, 480.0)
                 .initialization_script(&key)
                 .build()?;
+            webview::tune(&window);
             // Closing the window keeps the app (and its node, and the runs) in the tray.
             let w = window.clone();
             window.on_window_event(move |e| {
