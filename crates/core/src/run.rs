@@ -114,3 +114,13 @@ pub struct LogLines {
     pub run_id: String,
     pub lines: Vec<String>,
 }
+
+/// What a live run uses right now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunUsage {
+    /// CPU time used over a short sample, in percent of one CPU (200 = two CPUs busy).
+    pub cpu_percent: f64,
+    /// Resident memory of its processes (their sum: pages they share count once per process).
+    pub memory_bytes: u64,
+    pub processes: u32,
+}

@@ -39,6 +39,16 @@ impl Node {
         runs
     }
 
+    /// What a live run uses right now (a short CPU sample). `None` once it has ended.
+    pub async fn run_usage(&self, id: &str) -> Result<Option<aienv_core::run::RunUsage>> {
+        self.run(id)?;
+        let running = lock(&self.inner.live_runs).get(id).cloned();
+        Ok(match running {
+            Some(r) => aienv_runtime::usage::usage(&r).await,
+            None => None,
+        })
+    }
+
     pub fn run(&self, id: &str) -> Result<Run> {
         lock(&self.inner.runs)
             .get(id)

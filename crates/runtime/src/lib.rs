@@ -30,6 +30,7 @@ pub mod ready;
 pub mod resources;
 pub mod setup;
 pub mod template;
+pub mod usage;
 pub mod vm;
 
 pub use error::RunError;

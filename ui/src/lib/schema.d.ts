@@ -242,6 +242,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/runs/{id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What the run uses right now: CPU over a short sample, resident memory, processes. `null`
+         *     once it has ended.
+         */
+        get: operations["run_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/settings": {
         parameters: {
             query?: never;
@@ -1187,6 +1207,21 @@ export interface components {
         };
         /** @enum {string} */
         RunState: "starting" | "waiting_ready" | "running" | "stopping" | "stopped" | "exited" | "failed";
+        /** @description What a live run uses right now. */
+        RunUsage: {
+            /**
+             * Format: double
+             * @description CPU time used over a short sample, in percent of one CPU (200 = two CPUs busy).
+             */
+            cpu_percent: number;
+            /**
+             * Format: int64
+             * @description Resident memory of its processes (their sum: pages they share count once per process).
+             */
+            memory_bytes: number;
+            /** Format: int32 */
+            processes: number;
+        };
         /** @description A change of the node's settings, saved to its config file; absent fields stay as they are. */
         SettingsPatch: {
             /** @description A new API key (letters, digits, '-', '_', '.', '~'); an empty string removes it. */
@@ -1845,6 +1880,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": string[];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    run_usage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": null | components["schemas"]["RunUsage"];
                 };
             };
             404: {

@@ -108,6 +108,8 @@ describe('web UI', { skip }, () => {
     await screenshot(p, 'runs');
     await p.click('[data-testid="run-row"] a');
     await p.waitForSelector('[data-testid="run-log"] >> text=lab is up');
+    const usage = await p.waitForSelector('[data-testid="run-usage"]');
+    assert.match(await usage.textContent(), /^CPU \d+\.\d% · memory \d[\d.]* [KMG]?B · \d+ process/);
     await screenshot(p, 'run-log');
     await p.click('button:has-text("Stop")');
     await p.waitForSelector('text=stopped');

@@ -62,6 +62,7 @@ pub(crate) fn api() -> OpenApiRouter<Node> {
         .routes(routes!(runs::list, runs::start))
         .routes(routes!(runs::show, runs::stop))
         .routes(routes!(runs::logs))
+        .routes(routes!(runs::usage))
 }
 
 pub(crate) async fn not_found(uri: Uri) -> ApiError {

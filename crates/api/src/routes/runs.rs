@@ -2,7 +2,7 @@
 //! resource probe they are fitted against.
 
 use aienv_core::resources::Resources;
-use aienv_core::run::{Run, RunRequest};
+use aienv_core::run::{Run, RunRequest, RunUsage};
 use aienv_node::Node;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -50,6 +50,18 @@ pub async fn show(State(node): State<Node>, Path(id): Path<String>) -> Result<Js
         (status = 404, body = ErrorBody)))]
 pub async fn stop(State(node): State<Node>, Path(id): Path<String>) -> Result<Json<Run>, ApiError> {
     Ok(Json(node.stop_run(&id).await?))
+}
+
+/// What the run uses right now: CPU over a short sample, resident memory, processes. `null`
+/// once it has ended.
+#[utoipa::path(get, path = "/runs/{id}/usage", tag = "runs", operation_id = "run_usage",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Option<RunUsage>), (status = 404, body = ErrorBody)))]
+pub async fn usage(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> Result<Json<Option<RunUsage>>, ApiError> {
+    Ok(Json(node.run_usage(&id).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
