@@ -25,8 +25,8 @@ use crate::api::Api;
 use crate::link::Link;
 use crate::menu::Snapshot;
 
-/// The node link, taken out when quitting.
-struct Node(Mutex<Option<Link>>);
+/// The link to the node, taken out when quitting.
+struct NodeLink(Mutex<Option<Link>>);
 
 /// Starts the app; returns when it quits.
 pub fn run() {
@@ -59,7 +59,7 @@ pub fn run() {
             );
             let api = Api::new(&url, link.key.clone());
             app.manage(api.clone());
-            app.manage(Node(Mutex::new(Some(link))));
+            app.manage(NodeLink(Mutex::new(Some(link))));
             let key = api_key_script(api.key());
             let window = WebviewWindowBuilder::new(app, "main", WebviewUrl::External(url.parse()?))
                 .title("AI Environment Manager")
@@ -130,7 +130,7 @@ pub(crate) fn notify(app: &AppHandle, title: String, body: String) {
 
 /// Stops the in-process node (peers hear goodbye), then exits.
 pub(crate) fn quit(app: AppHandle) {
-    let link = app.state::<Node>().0.lock().ok().and_then(|mut l| l.take());
+    let link = app.state::<NodeLink>().0.lock().ok().and_then(|mut l| l.take());
     tauri::async_runtime::spawn(async move {
         if let Some(link) = link {
             let _ = tokio::time::timeout(Duration::from_secs(8), link.shutdown()).await;
