@@ -4,8 +4,8 @@
 //! in-process with the API a headless node serves (`link.rs`); the window shows its web UI; the
 //! tray (`tray.rs`, its menu as data in `menu.rs`) and the native commands (`commands.rs`) call
 //! the same HTTP API as every other client (`api.rs`), kept current by its event stream
-//! (`watch.rs`). No operation lives here. Closing the window keeps the app in the tray; runs go
-//! on; Quit (or SIGTERM) stops the in-process node and leaves nothing behind.
+//! (`watch.rs`). No operation lives here. Closing the window (`window.rs`) keeps the app in the
+//! tray; runs go on; Quit (or SIGTERM) stops the in-process node and leaves nothing behind.
 
 mod api;
 mod commands;
@@ -14,16 +14,20 @@ mod menu;
 mod tray;
 mod watch;
 mod webview;
+mod window;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tauri::{AppHandle, Manager, RunEvent, WebviewUrl, WebviewWindowBuilder, WindowEvent};
+use tauri::{AppHandle, Manager, RunEvent};
 use tauri_plugin_notification::NotificationExt;
 
 use crate::api::Api;
 use crate::link::Link;
 use crate::menu::Snapshot;
+
+/// Whether a tray icon was made (where there is none, closing the window quits).
+struct HasTray(bool);
 
 /// The link to the node, taken out when quitting.
 struct NodeLink(Mutex<Option<Link>>);
@@ -60,37 +64,32 @@ pub fn run() {
             let api = Api::new(&url, link.key.clone());
             app.manage(api.clone());
             app.manage(NodeLink(Mutex::new(Some(link))));
-            let key = api_key_script(api.key());
-            let window = WebviewWindowBuilder::new(app, "main", WebviewUrl::External(url.parse()?))
-                .title("AI Environment Manager")
-                .inner_size(1200.0, 800.0)
-                .min_inner_size(720.0, 480.0)
-                .initialization_script(&key)
-                .build()?;
-            webview::tune(&window);
-            // Closing the window keeps the app (and its node, and the runs) in the tray.
-            let w = window.clone();
-            window.on_window_event(move |e| {
-                if let WindowEvent::CloseRequested { api, .. } = e {
-                    api.prevent_close();
-                    let _ = w.hide();
-                }
+            app.manage(window::Spec {
+                url: url.parse()?,
+                init: api_key_script(api.key()),
             });
-            if let Err(e) = tray::create(app.handle()) {
+            window::build(app.handle())?;
+            // Without a tray to come back from, closing the window quits the app.
+            let tray = tray::create(app.handle());
+            if let Err(e) = &tray {
                 tracing::warn!("no tray icon ({e}); closing the window quits the app");
             }
+            app.manage(HasTray(tray.is_ok()));
             watch::spawn(api, Watcher(app.handle().clone()));
             quit_on_signals(app.handle().clone());
             Ok(())
         })
         .build(tauri::generate_context!())
         .expect("the desktop app failed to start");
-    app.run(|_, event| {
+    app.run(|app, event| {
         if let RunEvent::ExitRequested { api, code, .. } = event
             && code.is_none()
         {
-            // The last window hid: stay in the tray. Quit exits with a code.
+            // The window was closed: stay in the tray (Quit exits with a code).
             api.prevent_exit();
+            if !app.state::<HasTray>().0 {
+                quit(app.clone());
+            }
         }
     });
 }
@@ -130,7 +129,12 @@ pub(crate) fn notify(app: &AppHandle, title: String, body: String) {
 
 /// Stops the in-process node (peers hear goodbye), then exits.
 pub(crate) fn quit(app: AppHandle) {
-    let link = app.state::<NodeLink>().0.lock().ok().and_then(|mut l| l.take());
+    let link = app
+        .state::<NodeLink>()
+        .0
+        .lock()
+        .ok()
+        .and_then(|mut l| l.take());
     tauri::async_runtime::spawn(async move {
         if let Some(link) = link {
             let _ = tokio::time::timeout(Duration::from_secs(8), link.shutdown()).await;

@@ -68,17 +68,6 @@ fn items(app: &AppHandle, entries: &[Entry]) -> tauri::Result<Vec<Box<dyn IsMenu
         .collect()
 }
 
-pub fn show_window(app: &AppHandle, view: Option<&str>) {
-    if let Some(w) = app.get_webview_window("main") {
-        let _ = w.show();
-        let _ = w.unminimize();
-        let _ = w.set_focus();
-        if let Some(v) = view {
-            let _ = w.eval(format!("location.hash = '#/{v}'"));
-        }
-    }
-}
-
 fn act(app: &AppHandle, id: &str) {
     let Some(action) = Action::parse(id) else {
         return;
@@ -86,8 +75,8 @@ fn act(app: &AppHandle, id: &str) {
     let api = app.state::<Api>().inner().clone();
     let app = app.clone();
     match action {
-        Action::OpenWindow => show_window(&app, None),
-        Action::OpenView(v) => show_window(&app, Some(&v)),
+        Action::OpenWindow => crate::window::open(&app, None),
+        Action::OpenView(v) => crate::window::open(&app, Some(&v)),
         Action::OpenLink(url) => {
             if let Err(e) = app.opener().open_url(&url, None::<&str>) {
                 tracing::warn!("cannot open {url}: {e}");
