@@ -225,3 +225,66 @@ fn a_peer_added_by_address_is_probed_over_http_without_multicast() {
     let status = a.json(&["discovery", "status"]);
     assert!(status["static_peers"].as_array().unwrap().is_empty());
 }
+
+/// A peer's catalog says, for each environment, whether it fits this machine and why not; an
+/// environment that asks for a GPU but runs without one (its fallback) fits, with a note.
+#[test]
+fn catalog_entries_say_whether_they_fit_this_machine() {
+    let group = private_group();
+    let nodes = lan(&["owner", "viewer"], &group);
+    let (owner, viewer) = (&nodes[0], &nodes[1]);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("fits");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("aienv.toml"),
+        r#"[workspace]
+name = "fits"
+
+[sharing]
+enabled = true
+access = "open"
+
+[environment.anywhere]
+kind = "process"
+command = "true"
+
+[environment.gpu-optional]
+kind = "process"
+command = "true"
+requires = { gpus = 1 }
+fallback = { when = "no-gpu", env = { CUDA_VISIBLE_DEVICES = "" } }
+
+[environment.huge]
+kind = "process"
+command = "true"
+requires = { cpus = 4096 }
+"#,
+    )
+    .unwrap();
+    owner.json(&["workspace", "add", dir.to_str().unwrap()]);
+    viewer.wait_for_catalog("fits");
+    let catalog = catalog_of(viewer);
+    let fit = |name: &str| {
+        catalog
+            .iter()
+            .find(|e| e["name"] == name && e["workspace"] == "fits")
+            .map(|e| e["fit"].clone())
+            .unwrap_or_else(|| panic!("{name} not in {catalog:?}"))
+    };
+    assert_eq!(fit("anywhere")["fits"], true);
+    let huge = fit("huge");
+    assert_eq!(huge["fits"], false);
+    assert!(
+        huge["missing"][0]
+            .as_str()
+            .unwrap()
+            .contains("needs 4096 CPUs"),
+        "{huge}"
+    );
+    let optional = fit("gpu-optional");
+    assert_eq!(
+        optional["fits"], true,
+        "its fallback runs it without a GPU: {optional}"
+    );
+}

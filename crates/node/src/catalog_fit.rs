@@ -22,6 +22,9 @@ pub struct FitSummary {
     pub fits: bool,
     /// What this machine lacks, one sentence each.
     pub missing: Vec<String>,
+    /// When it fits only through its fallback (no GPU here): what changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Node {
@@ -33,6 +36,7 @@ impl Node {
             .map(|entry| {
                 let env = Environment {
                     requires: entry.requires.clone(),
+                    fallback: entry.fallback.clone(),
                     ..Environment::new(entry.name.clone(), entry.kind)
                 };
                 let fit = aienv_runtime::fit::check(&env, &machine);
@@ -40,6 +44,7 @@ impl Node {
                     fit: FitSummary {
                         fits: fit.fits(),
                         missing: fit.missing,
+                        note: fit.note,
                     },
                     entry,
                 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use aienv_core::peer::Peer;
-use aienv_core::{Access, EnvKind, Requirements};
+use aienv_core::{Access, EnvKind, Fallback, Requirements};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use utoipa::ToSchema;
@@ -37,6 +37,8 @@ pub struct CatalogEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub requires: Requirements,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
     pub tools: Vec<String>,
 }
 
@@ -246,6 +248,7 @@ fn push_entries(out: &mut Vec<CatalogEntry>, list: &ShareList, local: bool, url:
                 kind,
                 description,
                 requires,
+                fallback,
                 tools,
             } = e.clone();
             out.push(CatalogEntry {
@@ -259,6 +262,7 @@ fn push_entries(out: &mut Vec<CatalogEntry>, list: &ShareList, local: bool, url:
                 kind,
                 description,
                 requires,
+                fallback,
                 tools,
             });
         }

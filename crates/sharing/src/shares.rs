@@ -1,6 +1,6 @@
 //! What a node shares: the environments of its workspaces whose `[sharing] enabled = true`.
 
-use aienv_core::{Access, EnvKind, Requirements, Workspace};
+use aienv_core::{Access, EnvKind, Fallback, Requirements, Workspace};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,9 @@ pub struct SharedEnvironment {
     pub description: Option<String>,
     #[serde(default)]
     pub requires: Requirements,
+    /// What changes when a machine lacks a GPU it asks for (so a peer can tell it still fits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
     /// Names of its tools.
     #[serde(default)]
     pub tools: Vec<String>,
@@ -80,6 +83,7 @@ impl ShareList {
                             kind: e.kind,
                             description: e.description.clone(),
                             requires: e.requires.clone(),
+                            fallback: e.fallback.clone(),
                             tools: e.tools.iter().map(|t| t.name.clone()).collect(),
                         })
                         .collect(),

@@ -31,6 +31,7 @@ fn list(id: &str, revision: &str, envs: &[&str]) -> ShareList {
                     kind: EnvKind::Process,
                     description: None,
                     requires: Default::default(),
+                    fallback: None,
                     tools: vec![],
                 })
                 .collect(),

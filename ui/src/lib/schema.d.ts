@@ -555,6 +555,7 @@ export interface components {
         CatalogEntry: {
             access: components["schemas"]["Access"];
             description?: string | null;
+            fallback?: null | components["schemas"]["Fallback"];
             kind: components["schemas"]["EnvKind"];
             name: string;
             owner: components["schemas"]["Owner"];
@@ -871,6 +872,8 @@ export interface components {
             fits: boolean;
             /** @description What this machine lacks, one sentence each. */
             missing: string[];
+            /** @description When it fits only through its fallback (no GPU here): what changes. */
+            note?: string | null;
         };
         /** @description The git remote and revision a project tracks. */
         GitRef: {
@@ -1253,6 +1256,7 @@ export interface components {
         };
         SharedEnvironment: {
             description?: string | null;
+            fallback?: null | components["schemas"]["Fallback"];
             kind: components["schemas"]["EnvKind"];
             name: string;
             requires?: components["schemas"]["Requirements"];
