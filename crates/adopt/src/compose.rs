@@ -135,13 +135,14 @@ pub(crate) fn adopt(
             all.len()
         ));
     }
-    k.skip(&["container_name", "restart"]);
     for key in k.unused() {
         let what = match key.as_str() {
             "volumes" => "only the workspace is mounted (at /workspace)",
             "env_file" => "variables from files are not read; set them in aienv.toml",
             "depends_on" | "links" | "networks" => "services are started one at a time, by you",
             "healthcheck" => "readiness is checked on the published ports",
+            "container_name" => "aienv names each run's container aienv-RUN",
+            "restart" => "a run that ends is not restarted; start it again",
             _ => "not supported",
         };
         a.unsupported

@@ -13,7 +13,9 @@ pub(crate) fn adopt(src: &Source, name: &str) -> Result<Adopted, ManifestError> 
     let k = Keys::of(src, &root, "environment.yml")?;
     let mut env = Environment::new(name, EnvKind::Process);
     let mut a = Adopted::new(Environment::new(name, EnvKind::Process), &src.rel);
-    k.skip(&["name", "channels"]);
+    // The conda tool reads these from the file itself (the environment is built at a prefix, so
+    // its `name` is not used to find it).
+    k.understood(&["name", "channels"]);
     let mut version = None;
     let mut packages = Vec::new();
     match k.get("dependencies") {
@@ -61,20 +63,15 @@ pub(crate) fn adopt(src: &Source, name: &str) -> Result<Adopted, ManifestError> 
     }
     env.python = Some(PythonSetup {
         version,
-        requirements: None,
-        lock: None,
-        extras: Vec::new(),
         conda: Some(src.rel.clone()),
-        pixi: None,
+        ..Default::default()
     });
     env.tools = crate::python::tools_for(&packages);
-    if k.get("prefix").is_some() {
-        a.unsupported
-            .push("prefix: the environment is built in the workspace's .aienv/conda/".into());
-    }
-    k.skip(&["prefix"]);
     for key in k.unused() {
-        a.unsupported.push(format!("{key}: not supported"));
+        a.unsupported.push(match key.as_str() {
+            "prefix" => "prefix: the environment is built in the workspace's .aienv/conda/".into(),
+            _ => format!("{key}: not supported"),
+        });
     }
     a.notes
         .push("building it needs micromamba, mamba or conda on the machine that runs it".into());

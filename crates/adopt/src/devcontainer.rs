@@ -25,7 +25,7 @@ pub(crate) fn adopt(src: &Source, name: &str) -> Result<Adopted, ManifestError> 
     let k = Keys::of(src, &root, "devcontainer.json")?;
     let mut env = Environment::new(name, EnvKind::Container);
     let mut a = Adopted::new(Environment::new(name, EnvKind::Container), &src.rel);
-    k.skip(&["$schema"]);
+    k.understood(&["$schema"]);
     env.description = k.str("name")?;
     env.image = k.str("image")?;
 
@@ -121,7 +121,6 @@ pub(crate) fn adopt(src: &Source, name: &str) -> Result<Adopted, ManifestError> 
         env.tools.push(port_tool(label, *port));
     }
     env.ports = ports;
-    k.skip(&["otherPortsAttributes"]);
 
     // Variables: both apply to what aienv starts in the container.
     for key in ["containerEnv", "remoteEnv"] {
@@ -195,7 +194,7 @@ pub(crate) fn adopt(src: &Source, name: &str) -> Result<Adopted, ManifestError> 
             aienv_core::CONTAINER_WORKSPACE
         ));
     }
-    k.skip(&["init"]);
+    k.understood(&["init"]);
     if k.get("features")
         .is_some_and(|f| f.as_object().is_some_and(|o| !o.is_empty()))
     {
@@ -221,6 +220,7 @@ pub(crate) fn adopt(src: &Source, name: &str) -> Result<Adopted, ManifestError> 
                 "commands run as the image's user"
             }
             "privileged" | "capAdd" | "securityOpt" => "the container gets no extra privileges",
+            "otherPortsAttributes" => "only the listed ports are published",
             _ => "not supported",
         };
         a.unsupported.push(format!("{key}: {what}"));

@@ -43,8 +43,9 @@ impl<'a> Keys<'a> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
-    /// Marks keys as understood without reading them (metadata such as `$schema`).
-    pub fn skip(&self, keys: &[&str]) {
+    /// Marks keys that need no action (metadata such as `$schema`, or what the format's own tool
+    /// reads from the file, such as conda's `channels`), so they are not reported.
+    pub fn understood(&self, keys: &[&str]) {
         self.used
             .borrow_mut()
             .extend(keys.iter().map(|k| k.to_string()));

@@ -11,17 +11,6 @@ use crate::Adopted;
 use crate::conda::split_spec;
 use crate::source::Source;
 
-fn setup() -> PythonSetup {
-    PythonSetup {
-        version: None,
-        requirements: None,
-        lock: None,
-        extras: Vec::new(),
-        conda: None,
-        pixi: None,
-    }
-}
-
 pub(crate) fn requirements(src: &Source, name: &str) -> Result<Adopted, ManifestError> {
     let mut env = Environment::new(name, EnvKind::Process);
     let mut a = Adopted::new(Environment::new(name, EnvKind::Process), &src.rel);
@@ -45,7 +34,7 @@ pub(crate) fn requirements(src: &Source, name: &str) -> Result<Adopted, Manifest
     }
     env.python = Some(PythonSetup {
         requirements: Some(src.rel.clone()),
-        ..setup()
+        ..Default::default()
     });
     env.tools = tools_for(&packages);
     a.environment = env;
@@ -127,14 +116,14 @@ pub(crate) fn pyproject(dir: &Path, src: &Source, name: &str) -> Result<Adopted,
         PythonSetup {
             version,
             lock: Some(lock),
-            ..setup()
+            ..Default::default()
         }
     } else {
         PythonSetup {
             version,
             requirements: Some(src.rel.clone()),
             extras: chosen,
-            ..setup()
+            ..Default::default()
         }
     });
     let others: Vec<&String> = extras.iter().filter(|e| !with_tools.contains(e)).collect();
@@ -197,7 +186,7 @@ pub(crate) fn pixi(src: &Source, name: &str) -> Result<Adopted, ManifestError> {
     env.python = Some(PythonSetup {
         version,
         pixi: Some(src.rel.clone()),
-        ..setup()
+        ..Default::default()
     });
     if let Some(tasks) = base.get("tasks").and_then(Value::as_object) {
         a.notes.push(format!(

@@ -186,6 +186,12 @@ fn a_compose_file_with_three_services_becomes_three_environments() {
         "map-form environment"
     );
     assert!(mentions(&db.unsupported, "volumes"));
+    assert!(
+        mentions(&db.unsupported, "container_name"),
+        "{:?}",
+        db.unsupported
+    );
+    assert!(mentions(&db.unsupported, "restart"), "{:?}", db.unsupported);
 
     let w = &p.environments[2].environment;
     assert_eq!(
