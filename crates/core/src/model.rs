@@ -420,7 +420,7 @@ pub enum FallbackWhen {
 }
 
 /// How a process environment's Python is set up.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PythonSetup {
     /// Wanted interpreter version, e.g. "3.11".

@@ -10,13 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aienv_core::resources::Resources;
 use aienv_core::{EnvKind, Environment, ImageBuild};
-use aienv_runtime::RunError;
-use aienv_runtime::backend::{Backends, Running};
-use aienv_runtime::plan::{self, Inputs};
-use aienv_runtime::ports::Ports;
-use aienv_runtime::{fit, image_build};
+use aienv_runtime::image_build;
+
+mod common;
+use common::start;
 
 const BASE: &str = "aienv-test/busybox:1";
 
@@ -90,24 +88,6 @@ impl Drop for Cleanup {
     }
 }
 
-fn machine() -> Resources {
-    Resources {
-        os: "Linux".into(),
-        arch: "x86_64".into(),
-        cpu_model: "cpu".into(),
-        cpus: 2,
-        ram_total_bytes: 8_000_000_000,
-        ram_available_bytes: 4_000_000_000,
-        disk: None,
-        gpus: Vec::new(),
-        gpu_note: None,
-        container_engine: None,
-        container_note: None,
-        hypervisor: None,
-        hypervisor_note: None,
-    }
-}
-
 /// A unique run id, so that parallel tests and earlier runs never see each other's containers.
 fn run_id(test: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -115,31 +95,6 @@ fn run_id(test: &str) -> String {
         .unwrap()
         .subsec_nanos();
     format!("{test}-{}-{nanos:x}", std::process::id())
-}
-
-async fn start(
-    ws: &Path,
-    run_dir: &Path,
-    run_id: &str,
-    env: &Environment,
-) -> Result<Running, RunError> {
-    let machine = machine();
-    let fit = fit::check(env, &machine);
-    let plan = plan::make(
-        Inputs {
-            run_id,
-            workspace: ws.to_path_buf(),
-            env,
-            resources: &machine,
-            fit: &fit,
-            run_dir: run_dir.to_path_buf(),
-        },
-        &Ports::default(),
-    )?;
-    Backends::default()
-        .start(&plan, &machine)
-        .await
-        .map(|(run, _)| run)
 }
 
 fn write(ws: &Path, file: &str, text: &str) {

@@ -5,30 +5,17 @@
 use std::path::Path;
 use std::time::Duration;
 
-use aienv_core::resources::Resources;
 use aienv_core::{EnvKind, Environment};
-use aienv_runtime::RunError;
-use aienv_runtime::backend::{Backends, Running};
-use aienv_runtime::fit;
-use aienv_runtime::plan::{self, Inputs};
-use aienv_runtime::ports::Ports;
 
-fn machine() -> Resources {
-    Resources {
-        os: "Linux".into(),
-        arch: "x86_64".into(),
-        cpu_model: "cpu".into(),
-        cpus: 2,
-        ram_total_bytes: 8_000_000_000,
-        ram_available_bytes: 4_000_000_000,
-        disk: None,
-        gpus: Vec::new(),
-        gpu_note: None,
-        container_engine: None,
-        container_note: None,
-        hypervisor: None,
-        hypervisor_note: None,
-    }
+mod common;
+
+/// Starts the environment as the node would, under one run id.
+async fn start(
+    ws: &Path,
+    run_dir: &Path,
+    env: &Environment,
+) -> Result<aienv_runtime::backend::Running, aienv_runtime::RunError> {
+    common::start(ws, run_dir, "setup-test", env).await
 }
 
 fn env(setup: &[&str], command: &str) -> Environment {
@@ -37,26 +24,6 @@ fn env(setup: &[&str], command: &str) -> Environment {
         command: Some(command.into()),
         ..Environment::new("prep", EnvKind::Process)
     }
-}
-
-async fn start(ws: &Path, run_dir: &Path, env: &Environment) -> Result<Running, RunError> {
-    let machine = machine();
-    let fit = fit::check(env, &machine);
-    let plan = plan::make(
-        Inputs {
-            run_id: "setup-test",
-            workspace: ws.to_path_buf(),
-            env,
-            resources: &machine,
-            fit: &fit,
-            run_dir: run_dir.to_path_buf(),
-        },
-        &Ports::default(),
-    )?;
-    Backends::default()
-        .start(&plan, &machine)
-        .await
-        .map(|(run, _)| run)
 }
 
 fn read(path: &Path) -> String {

@@ -153,17 +153,6 @@ mod tests {
         }
     }
 
-    fn setup() -> PythonSetup {
-        PythonSetup {
-            version: None,
-            requirements: None,
-            lock: None,
-            extras: Vec::new(),
-            conda: None,
-            pixi: None,
-        }
-    }
-
     /// A stand-in installer: a shell script named `name` that logs its arguments to `calls` and
     /// runs `body`.
     fn fake_tool(dir: &Path, name: &str, body: &str) -> PathBuf {
@@ -242,7 +231,7 @@ mod tests {
         .unwrap();
         let env = env_with(PythonSetup {
             conda: Some("environment.yml".into()),
-            ..setup()
+            ..Default::default()
         });
         let tools = Tools {
             conda: Some(micromamba),
@@ -287,7 +276,7 @@ mod tests {
         .unwrap();
         let env = env_with(PythonSetup {
             conda: Some("environment.yml".into()),
-            ..setup()
+            ..Default::default()
         });
         let tools = Tools {
             conda: Some(conda),
@@ -320,7 +309,7 @@ mod tests {
         .unwrap();
         let env = env_with(PythonSetup {
             pixi: Some("proj/pixi.toml".into()),
-            ..setup()
+            ..Default::default()
         });
         let tools = Tools {
             pixi: Some(pixi),

@@ -176,12 +176,9 @@ mod tests {
 
     fn setup(requirements: &str, extras: &[&str]) -> PythonSetup {
         PythonSetup {
-            version: None,
             requirements: Some(requirements.into()),
-            lock: None,
             extras: extras.iter().map(|e| e.to_string()).collect(),
-            conda: None,
-            pixi: None,
+            ..Default::default()
         }
     }
 
