@@ -21,8 +21,6 @@ class Live {
   /** The last time the connection dropped, for "reconnecting" in the header. */
   lastError = $state<string | null>(null);
   toasts = $state<Toast[]>([]);
-  /** Bumped on every applied message: views that derive from several lists can watch one value. */
-  tick = $state(0);
 
   #ws: WebSocket | null = null;
   #retry = 0;
@@ -54,7 +52,6 @@ class Live {
         return;
       }
       for (const effect of apply(this.state, msg)) this.#effect(effect);
-      this.tick++;
     };
     ws.onclose = () => {
       if (this.#ws !== ws) return;
@@ -127,7 +124,6 @@ class Live {
       s.runs = Object.fromEntries(runs.map((r) => [r.id, r]));
       s.resources = resources;
       this.needsKey = false;
-      this.tick++;
       uiReady();
     } catch (e) {
       this.#failed(e);
