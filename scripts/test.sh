@@ -10,6 +10,17 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# A clean run builds ~6 GB under target/. Say so up front rather than failing mid-build with
+# "No space left on device".
+free_gb=$(df -Pk . | awk 'NR==2 {print int($4 / 1048576)}')
+if [ "${free_gb:-0}" -lt 10 ]; then
+  echo "only ${free_gb} GB free on $(df -P . | awk 'NR==2 {print $6}'): the build and tests need about 10 GB." >&2
+  echo "Free some space (for example 'cargo clean' in other checkouts) and run again." >&2
+  exit 1
+fi
+# Incremental compilation only helps rebuilds, and its caches double target/ on a fresh clone.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
+
 step "system packages"
 scripts/install-deps.sh
 

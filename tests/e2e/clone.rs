@@ -149,6 +149,37 @@ fn a_clone_arrives_verified_and_a_pull_moves_only_changes() {
         "print('train v2')\n"
     );
     assert_eq!(std::fs::read(target.join("weights.bin")).unwrap(), weights);
+
+    // Edits made in the clone survive a pull: one the source did not touch stays as it is; one
+    // the source changed too is kept beside the source's version, and the job says so.
+    std::fs::write(target.join("weights.bin"), b"fine-tuned here").unwrap();
+    std::fs::write(target.join("code/train.py"), "print('my experiment')\n").unwrap();
+    std::fs::write(p.ws.join("code/train.py"), "print('train v3')\n").unwrap();
+    let job = p.dst.json(&["pull", "proj"]);
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(
+        std::fs::read(target.join("weights.bin")).unwrap(),
+        b"fine-tuned here"
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("code/train.py")).unwrap(),
+        "print('train v3')\n"
+    );
+    let kept: Vec<_> = std::fs::read_dir(target.join("code"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("train.py.local-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "one kept copy: {kept:?}");
+    assert_eq!(
+        std::fs::read_to_string(target.join("code").join(&kept[0])).unwrap(),
+        "print('my experiment')\n"
+    );
+    let notes = job["notes"].to_string();
+    assert!(
+        notes.contains("code/train.py was edited here") && notes.contains(&kept[0]),
+        "the job names the kept copy: {notes}"
+    );
 }
 
 #[test]

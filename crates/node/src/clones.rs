@@ -248,10 +248,13 @@ impl Node {
             .transfer(&job, &peer, compress, counters.clone(), cancelled)
             .await;
         ticker.abort();
-        let notes = match &result {
-            Ok(ws) => self.adapt_after_clone(ws, &peer, &job.workspace_id).await,
-            Err(_) => Vec::new(),
+        let (result, mut notes) = match result {
+            Ok((ws, kept)) => (Ok(ws), kept),
+            Err(e) => (Err(e), Vec::new()),
         };
+        if let Ok(ws) = &result {
+            notes.extend(self.adapt_after_clone(ws, &peer, &job.workspace_id).await);
+        }
         let staging = staging_for(&job.target);
         let (state, error, ws) = match result {
             Ok(ws) => (CloneState::Done, None, Some(ws)),
@@ -293,7 +296,8 @@ impl Node {
     }
 
     /// Streams into staging (again if the share changed meanwhile), then moves the result into
-    /// place and registers it.
+    /// place (a new clone) or applies it to the clone (a pull), and registers it. Returns the
+    /// workspace and what the user should hear about edits made here that were kept.
     async fn transfer(
         &self,
         job: &CloneJob,
@@ -301,9 +305,13 @@ impl Node {
         compress: Compress,
         counters: Arc<Counters>,
         cancelled: watch::Receiver<bool>,
-    ) -> std::result::Result<Workspace, TransferError> {
+    ) -> std::result::Result<(Workspace, Vec<String>), TransferError> {
         let staging = staging_for(&job.target);
         let t = Instant::now();
+        // A pull that was verified and had begun to apply when it stopped: finish that first.
+        if let Some(kept) = finish_interrupted_pull(&staging, &job.target).await? {
+            return Ok((self.register_clone(&job.target).await?, kept));
+        }
         let previous = read_origin(&job.target).map(|o| Arc::new(o.manifest));
         tracing::debug!(elapsed = ?t.elapsed(), "clone: previous origin read");
         let http = aienv_sharing::peer_client();
@@ -341,10 +349,13 @@ impl Node {
             manifest,
         };
         let target = job.target.clone();
-        tokio::task::spawn_blocking(move || put_in_place(&staging, &target, &origin))
-            .await
-            .expect("move task")?;
-        self.register_clone(&job.target).await
+        let kept = tokio::task::spawn_blocking(move || match previous {
+            Some(before) => pull_in_place(&staging, &target, &before, &origin),
+            None => put_in_place(&staging, &target, &origin).map(|()| Vec::new()),
+        })
+        .await
+        .expect("move task")?;
+        Ok((self.register_clone(&job.target).await?, kept))
     }
 
     /// Registers a finished clone, or reloads it if it was registered already (a pull).
@@ -490,19 +501,47 @@ impl Node {
         else {
             return;
         };
-        let mut map = lock(&self.inner.clones);
-        for mut j in jobs {
-            if j.state == CloneState::Running {
-                j.state = CloneState::Interrupted;
-                j.error = Some("the node stopped during this clone; run the same clone again to resume where it stopped".into());
+        let mut finished = Vec::new();
+        {
+            let mut map = lock(&self.inner.clones);
+            for mut j in jobs {
+                if j.state == CloneState::Running {
+                    j.state = CloneState::Interrupted;
+                    j.error = Some("the node stopped during this clone; run the same clone again to resume where it stopped".into());
+                    // A pull stopped while it was being applied is finished now: the clone must
+                    // not stay half old, half new.
+                    if j.pull
+                        && let Some(kept) =
+                            apply_pending(&staging_for(&j.target), &j.target).transpose()
+                    {
+                        match kept {
+                            Ok(kept) => {
+                                j.state = CloneState::Done;
+                                j.error = None;
+                                j.notes = kept;
+                                j.notes.push("finished when the node started again".into());
+                                finished.push(j.target.clone());
+                            }
+                            Err(e) => j.error = Some(format!("{e}; pull again to finish it")),
+                        }
+                        j.finished_ms = Some(now_ms());
+                    }
+                }
+                map.insert(j.id.clone(), j);
             }
-            map.insert(j.id.clone(), j);
+        }
+        if !finished.is_empty() {
+            for target in &finished {
+                self.reload(target);
+            }
+            self.save_jobs();
         }
     }
 }
 
-/// Writes the origin into staging and moves it into place: one rename for a new clone; for an
-/// update, the old folder steps aside first and is removed after.
+/// Writes the origin into staging and moves it into place: one rename for a new clone. (A
+/// folder already there, left by an earlier clone without its origin, steps aside first and is
+/// removed after.)
 fn put_in_place(
     staging: &Path,
     target: &Path,
@@ -512,14 +551,7 @@ fn put_in_place(
     let file = staging.join(ORIGIN_FILE);
     std::fs::create_dir_all(file.parent().expect("origin has a parent"))
         .map_err(|e| io(format!("cannot create {}", file.display()), e))?;
-    // Written straight to the file (the record holds the whole file list); the flush of the
-    // staging folder below makes it durable with everything else.
-    let write = || -> std::io::Result<()> {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
-        serde_json::to_writer(&mut out, origin)?;
-        std::io::Write::flush(&mut out)
-    };
-    write().map_err(|e| io(format!("cannot write {}", file.display()), e))?;
+    write_origin(&file, origin).map_err(|e| io(format!("cannot write {}", file.display()), e))?;
     durable(staging).map_err(|e| {
         io(
             format!("cannot flush the clone in {} to disk", staging.display()),
@@ -560,6 +592,92 @@ fn put_in_place(
         })?;
     }
     Ok(())
+}
+
+/// Marks a pull as verified and being applied (in its staging folder, beside the new origin).
+const APPLYING: &str = ".aienv/applying";
+
+/// Applies a verified pull to the clone in place. The new origin and a marker are made durable
+/// first, so that a pull stopped half-applied is finished (never left so) by the next attempt
+/// or the next start of the node. Returns the edits made here that were kept.
+fn pull_in_place(
+    staging: &Path,
+    target: &Path,
+    before: &FileManifest,
+    origin: &Origin,
+) -> std::result::Result<Vec<String>, TransferError> {
+    let io = |what: String, e: std::io::Error| TransferError::io(what, e);
+    let file = staging.join(ORIGIN_FILE);
+    std::fs::create_dir_all(file.parent().expect("origin has a parent"))
+        .map_err(|e| io(format!("cannot create {}", file.display()), e))?;
+    write_origin(&file, origin).map_err(|e| io(format!("cannot write {}", file.display()), e))?;
+    let marker = staging.join(APPLYING);
+    std::fs::write(&marker, b"").map_err(|e| io(format!("cannot write {}", marker.display()), e))?;
+    durable(staging).map_err(|e| {
+        io(
+            format!("cannot flush the pull in {} to disk", staging.display()),
+            e,
+        )
+    })?;
+    apply_staged(staging, target, before, &origin.manifest)
+}
+
+/// The apply of a pull that was stopped after it was verified, if there is one.
+fn apply_pending(
+    staging: &Path,
+    target: &Path,
+) -> std::result::Result<Option<Vec<String>>, TransferError> {
+    if !staging.join(APPLYING).exists() {
+        return Ok(None);
+    }
+    let (Some(before), Some(after)) = (read_origin(target), read_origin(staging)) else {
+        return Err(TransferError::Peer(format!(
+            "the pull being applied in {} lacks its file lists",
+            staging.display()
+        )));
+    };
+    apply_staged(staging, target, &before.manifest, &after.manifest).map(Some)
+}
+
+async fn finish_interrupted_pull(
+    staging: &Path,
+    target: &Path,
+) -> std::result::Result<Option<Vec<String>>, TransferError> {
+    let (staging, target) = (staging.to_path_buf(), target.to_path_buf());
+    tokio::task::spawn_blocking(move || apply_pending(&staging, &target))
+        .await
+        .expect("apply task")
+}
+
+/// The apply itself, then the new origin into the clone (which ends the pull) and the emptied
+/// staging folder away.
+fn apply_staged(
+    staging: &Path,
+    target: &Path,
+    before: &FileManifest,
+    after: &FileManifest,
+) -> std::result::Result<Vec<String>, TransferError> {
+    let stamp = aienv_sharing::transfer::apply::stamp(SystemTime::now());
+    let applied = aienv_sharing::transfer::apply::apply(target, staging, before, after, &stamp)?;
+    let (from, to) = (staging.join(ORIGIN_FILE), target.join(ORIGIN_FILE));
+    let moved = to
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::rename(&from, &to));
+    moved.map_err(|e| TransferError::io(format!("cannot record the pull in {}", to.display()), e))?;
+    durable(target).map_err(|e| {
+        TransferError::io(format!("cannot flush {} to disk", target.display()), e)
+    })?;
+    let _ = std::fs::remove_dir_all(staging);
+    Ok(applied.kept)
+}
+
+fn write_origin(file: &Path, origin: &Origin) -> std::io::Result<()> {
+    // Written straight to the file (the record holds the whole file list); the flush that
+    // follows makes it durable with everything else.
+    let mut out = std::io::BufWriter::new(std::fs::File::create(file)?);
+    serde_json::to_writer(&mut out, origin)?;
+    std::io::Write::flush(&mut out)
 }
 
 /// Flushes everything written into `dir`'s filesystem before the final rename, so that a power

@@ -1,7 +1,7 @@
 //! The receiving side of one clone: fetch and check the manifest, reuse what is already here
 //! (a previous clone, or files a resumed transfer already wrote), stream the rest, link.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::index::{EntryKind, FileEntry, FileManifest, hash_file};
-use crate::transfer::unpack::{finish_file, unpack};
+use crate::transfer::unpack::unpack;
 use crate::transfer::{StreamRequest, TransferError, plan};
 
 /// A manifest larger than this is refused.
@@ -34,6 +34,20 @@ pub struct Counters {
     pub bytes_sent: AtomicU64,
 }
 
+impl Counters {
+    /// One more file of `size` bytes to have.
+    fn count(&self, size: u64) {
+        self.bytes_total.fetch_add(size, Ordering::Relaxed);
+        self.files_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One file of `size` bytes had without fetching it.
+    fn done(&self, size: u64) {
+        self.bytes_done.fetch_add(size, Ordering::Relaxed);
+        self.files_done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compress {
     /// Decided by the measured speed of the manifest download.
@@ -50,7 +64,8 @@ pub struct Spec<'a> {
     pub workspace_id: &'a str,
     /// An empty or partly filled folder on the target's filesystem.
     pub staging: &'a Path,
-    /// A previous clone of the same share and the manifest it was made from.
+    /// For a pull: the clone to update and the file list it was made from. Only changed files
+    /// are fetched into staging; [`crate::transfer::apply`] then puts them in place.
     pub previous: Option<(&'a Path, Arc<FileManifest>)>,
     pub compress: Compress,
     /// A peer that sends nothing for this long is given up on ([`STALL`] by default).
@@ -87,13 +102,9 @@ pub async fn receive(
         let staging = spec.staging.to_path_buf();
         let previous = spec.previous.clone().map(|(p, m)| (p.to_path_buf(), m));
         let counters = counters.clone();
-        tokio::task::spawn_blocking(move || {
-            prepare(
-                &m,
-                &staging,
-                previous.as_ref().map(|(p, m)| (p.as_path(), &**m)),
-                &counters,
-            )
+        tokio::task::spawn_blocking(move || match &previous {
+            Some((clone, before)) => prepare_pull(&m, &staging, clone, before, &counters),
+            None => prepare(&m, &staging, &counters),
         })
         .await
         .expect("prepare task")?
@@ -104,11 +115,14 @@ pub async fn receive(
         stream(http, spec, &manifest, &plan, zstd, counters.clone(), cancel).await?;
     }
     tracing::debug!(elapsed = ?t.elapsed(), "clone: streamed");
-    let m = manifest.clone();
-    let staging = spec.staging.to_path_buf();
-    tokio::task::spawn_blocking(move || link_and_finish(&m, &staging))
-        .await
-        .expect("link task")?;
+    // A pull's links are made in the clone itself, by `apply`.
+    if spec.previous.is_none() {
+        let m = manifest.clone();
+        let staging = spec.staging.to_path_buf();
+        tokio::task::spawn_blocking(move || link_and_finish(&m, &staging))
+            .await
+            .expect("link task")?;
+    }
     Ok(Arc::try_unwrap(manifest).unwrap_or_else(|shared| (*shared).clone()))
 }
 
@@ -163,106 +177,99 @@ async fn fetch_manifest(
     Ok((m, rate))
 }
 
-/// Creates the folders, keeps what a previous attempt already wrote correctly, links what a
-/// previous clone has unchanged, and returns the indices of the files still to fetch.
+/// A new clone: creates the folders in staging, keeps what an interrupted attempt already wrote
+/// correctly, and returns the indices of the files still to fetch.
 fn prepare(
     m: &FileManifest,
     staging: &Path,
-    previous: Option<(&Path, &FileManifest)>,
     counters: &Counters,
 ) -> Result<Vec<usize>, TransferError> {
-    let io = |what: &str, p: &Path, e: io::Error| {
-        TransferError::io(format!("cannot {what} {}", p.display()), e)
-    };
     // Only a staging folder left by an interrupted attempt can hold files to resume.
     let resuming = staging.exists();
-    std::fs::create_dir_all(staging).map_err(|e| io("create", staging, e))?;
-    let prev: HashMap<&str, &EntryKind> = previous
-        .map(|(_, pm)| {
-            pm.entries
-                .iter()
-                .map(|e| (e.path.as_str(), &e.kind))
-                .collect()
-        })
-        .unwrap_or_default();
-    // Folders first (parents come before children in the list), then the files on every core:
-    // a pull of a big tree is mostly hard links of unchanged files, which parallelise well.
+    create_dir(staging, true)?;
     for e in &m.entries {
         if let EntryKind::Dir { .. } = e.kind {
-            let dest = staging.join(&e.path);
-            match std::fs::create_dir(&dest) {
-                Err(err) if err.kind() != io::ErrorKind::AlreadyExists || !dest.is_dir() => {
-                    return Err(io("create", &dest, err));
-                }
-                _ => {}
-            }
+            create_dir(&staging.join(&e.path), false)?;
         }
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let file = |i: usize| -> bool {
-        let e = &m.entries[i];
-        let EntryKind::File {
-            size,
-            hash,
-            mode,
-            mtime_ns,
-        } = &e.kind
-        else {
-            return false;
+    let mut fetch = Vec::new();
+    for (i, e) in m.entries.iter().enumerate() {
+        let EntryKind::File { size, hash, .. } = &e.kind else {
+            continue;
         };
-        let dest = staging.join(&e.path);
-        counters.bytes_total.fetch_add(*size, Ordering::Relaxed);
-        counters.files_total.fetch_add(1, Ordering::Relaxed);
-        let previously = prev.get(e.path.as_str());
-        let linked = (resuming && resumed(&dest, *size, hash))
-            .then_some(false)
-            .or_else(|| {
-                previous
-                    .is_some_and(|(root, _)| {
-                        reuse_previous(root, &e.path, &dest, *size, hash, previously)
-                    })
-                    .then_some(true)
-            });
-        let Some(linked) = linked else {
-            return true;
-        };
-        // A linked file already has the previous clone's mode and time; set them when the
-        // share's differ (a `touch`, a `chmod`) or the file was resumed.
-        if (!linked || !same_mode_and_time(previously, *mode, *mtime_ns))
-            && let Ok(f) = std::fs::File::options().write(true).open(&dest)
-        {
-            let _ = finish_file(&f, *mode, *mtime_ns);
+        counters.count(*size);
+        if resuming && resumed(&staging.join(&e.path), *size, hash) {
+            counters.done(*size);
+        } else {
+            fetch.push(i);
         }
-        counters.bytes_done.fetch_add(*size, Ordering::Relaxed);
-        counters.files_done.fetch_add(1, Ordering::Relaxed);
-        false
-    };
-    const BATCH: usize = 256;
-    let mut fetch: Vec<usize> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let from = next.fetch_add(BATCH, Ordering::Relaxed);
-                        if from >= m.entries.len() {
-                            return mine;
-                        }
-                        let to = (from + BATCH).min(m.entries.len());
-                        mine.extend((from..to).filter(|&i| file(i)));
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("prepare worker"))
-            .collect()
-    });
-    // The stream asks for files in list order.
-    fetch.sort_unstable();
+    }
     Ok(fetch)
+}
+
+/// A pull into the clone at `clone`, made from `before`: only files whose content changed on the
+/// source are fetched (into staging, under their own paths); the rest stay where they are.
+fn prepare_pull(
+    m: &FileManifest,
+    staging: &Path,
+    clone: &Path,
+    before: &FileManifest,
+    counters: &Counters,
+) -> Result<Vec<usize>, TransferError> {
+    let resuming = staging.exists();
+    create_dir(staging, true)?;
+    let hashes: HashMap<&str, &str> = before
+        .entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::File { hash, .. } => Some((e.path.as_str(), hash.as_str())),
+            _ => None,
+        })
+        .collect();
+    let mut made: HashSet<&str> = HashSet::new();
+    let mut fetch = Vec::new();
+    for (i, e) in m.entries.iter().enumerate() {
+        let EntryKind::File { size, hash, .. } = &e.kind else {
+            continue;
+        };
+        counters.count(*size);
+        let here = || {
+            // Already here with this content: moved by an interrupted apply, or the same edit.
+            let p = clone.join(&e.path);
+            std::fs::symlink_metadata(&p).is_ok_and(|meta| meta.is_file() && meta.len() == *size)
+                && hash_file(&p).is_ok_and(|h| &h == hash)
+        };
+        if hashes.get(e.path.as_str()) == Some(&hash.as_str())
+            || resuming && resumed(&staging.join(&e.path), *size, hash)
+            || here()
+        {
+            counters.done(*size);
+            continue;
+        }
+        if let Some((parent, _)) = e.path.rsplit_once('/')
+            && made.insert(parent)
+        {
+            let dir = staging.join(parent);
+            std::fs::create_dir_all(&dir)
+                .map_err(|err| TransferError::io(format!("cannot create {}", dir.display()), err))?;
+        }
+        fetch.push(i);
+    }
+    Ok(fetch)
+}
+
+fn create_dir(dir: &Path, with_parents: bool) -> Result<(), TransferError> {
+    let made = if with_parents {
+        std::fs::create_dir_all(dir)
+    } else {
+        std::fs::create_dir(dir)
+    };
+    match made {
+        Err(err) if err.kind() != io::ErrorKind::AlreadyExists || !dir.is_dir() => Err(
+            TransferError::io(format!("cannot create {}", dir.display()), err),
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// A file an interrupted attempt already wrote in full and correctly.
@@ -277,47 +284,6 @@ fn resumed(dest: &Path, size: u64, hash: &str) -> bool {
         }
         Err(_) => false,
     }
-}
-
-fn same_mode_and_time(prev: Option<&&EntryKind>, mode: u32, mtime_ns: i64) -> bool {
-    matches!(prev.copied(), Some(EntryKind::File { mode: m, mtime_ns: t, .. }) if *m == mode && *t == mtime_ns)
-}
-
-/// Hard-links (or copies) the previous clone's copy of a file whose content did not change.
-/// The previous copy counts only while it is untouched since that clone (same size and time).
-fn reuse_previous(
-    root: &Path,
-    path: &str,
-    dest: &Path,
-    size: u64,
-    hash: &str,
-    prev: Option<&&EntryKind>,
-) -> bool {
-    let Some(EntryKind::File {
-        size: ps,
-        hash: ph,
-        mtime_ns: pm,
-        ..
-    }) = prev.copied()
-    else {
-        return false;
-    };
-    if *ps != size || ph != hash {
-        return false;
-    }
-    let src = root.join(path);
-    let Ok(meta) = std::fs::symlink_metadata(&src) else {
-        return false;
-    };
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(-1, |d| d.as_nanos() as i64);
-    if !meta.is_file() || meta.len() != size || mtime != *pm {
-        return false;
-    }
-    std::fs::hard_link(&src, dest).is_ok() || std::fs::copy(&src, dest).is_ok()
 }
 
 /// Streams the files at `fetch` from the peer into staging.

@@ -1,8 +1,10 @@
 //! Moving a workspace between nodes: the sender packs requested files as a tar stream
 //! (optionally zstd), the receiver checks the manifest ([`plan`]), streams what it lacks into a
 //! staging folder, and verifies every byte against its BLAKE3 hash as it writes ([`unpack`]).
-//! [`client`] runs the receiving side of one clone.
+//! [`client`] runs the receiving side of one clone; [`apply`] brings an earlier clone up to date
+//! in place (a pull).
 
+pub mod apply;
 pub mod client;
 pub mod pack;
 pub mod plan;
