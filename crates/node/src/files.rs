@@ -5,7 +5,8 @@ use std::sync::Arc;
 use aienv_sharing::Filter;
 use std::path::PathBuf;
 
-use aienv_sharing::index::{self, EntryKind, FileManifest, HashCache};
+use aienv_sharing::ShareIndex;
+use aienv_sharing::index::{EntryKind, FileManifest};
 use aienv_sharing::transfer::StreamRequest;
 
 use crate::error::{NodeError, Result};
@@ -15,12 +16,14 @@ use crate::{Node, lock};
 const REUSE_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Node {
-    /// Indexes a shared workspace: every entry a clone recreates, with content hashes. Files
-    /// unchanged since the last index are not read again. Blocking: it reads the disk.
+    /// Indexes a shared workspace: every entry a clone recreates, with content hashes. Only
+    /// folders a watcher saw change since the last list are read again, and only changed files
+    /// are hashed. Blocking: it reads the disk.
     pub fn file_manifest(&self, ws: &str) -> Result<Arc<FileManifest>> {
         self.refuse_when_paused()?;
         let w = self.workspace(ws)?;
         let Some(manifest) = w.manifest.as_ref().filter(|m| m.sharing.enabled) else {
+            self.forget_share_index(&w.id);
             return Err(NodeError::NotFound(format!(
                 "workspace {:?} is not shared",
                 w.name
@@ -35,23 +38,34 @@ impl Node {
         let text = std::fs::read_to_string(&file)
             .map_err(|e| NodeError::io(format!("cannot read {}", file.display()), e))?;
         let view = aienv_core::manifest::shared_view(&text, &file, manifest)?;
-        let cache: Arc<HashCache> = lock(&self.inner.hash_caches)
-            .entry(w.id.clone())
-            .or_default()
-            .clone();
-        let mut m = index::index(&w.path, &w.id, &filter, &cache).map_err(|e| {
-            NodeError::io(
-                format!(
-                    "cannot index workspace {:?} at {}",
-                    w.name,
-                    w.path.display()
-                ),
-                e,
-            )
-        })?;
-        m.substitute(aienv_core::MANIFEST_FILE, view.into_bytes());
-        // One copy, kept for the stream request that follows and handed to the API to send.
-        let m = Arc::new(m);
+        let share = {
+            let scratch = self.inner.data_dir.path().join("watch");
+            let mut shares = lock(&self.inner.share_indexes);
+            let share = shares
+                .entry(w.id.clone())
+                .or_insert_with(|| Arc::new(ShareIndex::new(&w.path, &scratch)));
+            if share.root() != w.path {
+                *share = Arc::new(ShareIndex::new(&w.path, &scratch));
+            }
+            share.clone()
+        };
+        // The filter follows the manifest's sharing section; a new one means a full walk.
+        let filter_key = format!("{:?}", (&manifest.sharing, manifest.shared_paths()));
+        let m = share
+            .list(&w.id, &filter, &filter_key, |m| {
+                m.substitute(aienv_core::MANIFEST_FILE, view.into_bytes())
+            })
+            .map_err(|e| {
+                NodeError::io(
+                    format!(
+                        "cannot index workspace {:?} at {}",
+                        w.name,
+                        w.path.display()
+                    ),
+                    e,
+                )
+            })?;
+        // Kept for the stream request that follows; the same copy is handed to the API to send.
         lock(&self.inner.last_manifests)
             .insert(w.id.clone(), (m.clone(), std::time::Instant::now()));
         Ok(m)
@@ -59,6 +73,12 @@ impl Node {
 }
 
 impl Node {
+    /// Stops watching a workspace that is no longer shared (or registered).
+    pub(crate) fn forget_share_index(&self, id: &str) {
+        lock(&self.inner.share_indexes).remove(id);
+        lock(&self.inner.last_manifests).remove(id);
+    }
+
     /// What to send for a stream request: the workspace root, the current manifest, and the
     /// requested file indices. Refused with `Changed` when the share moved on since the
     /// requester's manifest.

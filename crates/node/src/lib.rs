@@ -65,8 +65,8 @@ struct Inner {
     instance_id: String,
     catalog: aienv_sharing::Catalog,
     sizes: aienv_sharing::SizeCache,
-    /// Content hashes of shared workspaces' files, by workspace id, so re-indexing is cheap.
-    hash_caches: Mutex<std::collections::HashMap<String, Arc<aienv_sharing::HashCache>>>,
+    /// Shared workspaces' file lists, kept current by a watcher each (by workspace id).
+    share_indexes: Mutex<std::collections::HashMap<String, Arc<aienv_sharing::ShareIndex>>>,
     /// The last file list made of each shared workspace, and when: stream requests reuse it.
     last_manifests: Mutex<
         std::collections::HashMap<String, (Arc<aienv_sharing::FileManifest>, std::time::Instant)>,
@@ -133,7 +133,7 @@ impl Node {
                 instance_id,
                 catalog: aienv_sharing::Catalog::new(),
                 sizes: aienv_sharing::SizeCache::default(),
-                hash_caches: Mutex::new(Default::default()),
+                share_indexes: Mutex::new(Default::default()),
                 clones: Mutex::new(Default::default()),
                 last_manifests: Mutex::new(Default::default()),
                 running_clones: Mutex::new(Default::default()),
@@ -156,6 +156,8 @@ impl Node {
                 started,
             }),
         };
+        // Barrier files of share watchers a killed node left behind.
+        let _ = std::fs::remove_dir_all(node.inner.data_dir.path().join("watch"));
         node.start_watcher();
         node.load_workspaces(loaded.entries);
         node.load_jobs();

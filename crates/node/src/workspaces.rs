@@ -188,6 +188,7 @@ impl Node {
         if let Some(w) = lock(&self.inner.watcher).as_mut() {
             w.unwatch(&ws.path);
         }
+        self.forget_share_index(&ws.id);
         self.emit(Event::WorkspaceRemoved {
             id: ws.id.clone(),
             name: ws.name.clone(),
@@ -258,6 +259,10 @@ impl Node {
         cause: ChangeCause,
     ) -> Workspace {
         ws.name = manifest.workspace.name.clone();
+        if !manifest.sharing.enabled {
+            // Unshared: its file list and watcher go.
+            self.forget_share_index(&ws.id);
+        }
         ws.manifest = Some(manifest);
         ws.problem = None;
         self.mutate().insert(ws.id.clone(), ws.clone());

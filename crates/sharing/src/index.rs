@@ -4,7 +4,13 @@
 //! Indexing walks the workspace without following symlinks, leaves out what the [`Filter`]
 //! excludes, skips device files, FIFOs and sockets (counted), and hashes files on all cores. A
 //! [`HashCache`] keyed by inode, size and modification time lets a re-index hash only what
-//! changed.
+//! changed; [`reindex`] reads again only the folders a file watcher saw change.
+
+mod kept;
+mod reuse;
+
+pub use kept::ShareIndex;
+pub use reuse::reindex;
 
 use std::collections::HashMap;
 use std::io;
@@ -56,7 +62,8 @@ pub struct FileManifest {
     pub revision: String,
     pub files: u64,
     pub bytes: u64,
-    /// Entries left out because they are not regular files, directories or symlinks.
+    /// Entries left out because they are not regular files, directories or symlinks (or
+    /// names that are not UTF-8), as of the last full walk.
     pub skipped_special: u64,
     pub entries: Vec<FileEntry>,
     /// Files sent with other content than they have on disk (the manifest of a share of some
@@ -104,9 +111,21 @@ pub fn index(
     filter: &Filter,
     cache: &HashCache,
 ) -> io::Result<FileManifest> {
+    walk(root, workspace_id, filter, cache, None)
+}
+
+/// The walk behind [`index`] and [`reindex`]: folders `reuse` vouches for are not read.
+fn walk(
+    root: &Path,
+    workspace_id: &str,
+    filter: &Filter,
+    cache: &HashCache,
+    reuse: Option<&reuse::Reuse>,
+) -> io::Result<FileManifest> {
     let mut walk = Walk {
         root,
         filter,
+        reuse,
         entries: Vec::new(),
         pending: Vec::new(),
         links: HashMap::new(),
@@ -146,6 +165,7 @@ struct Pending {
 struct Walk<'a> {
     root: &'a Path,
     filter: &'a Filter,
+    reuse: Option<&'a reuse::Reuse<'a>>,
     entries: Vec<FileEntry>,
     pending: Vec<Pending>,
     /// (device, inode) of multiply-linked files already listed, to their path.
@@ -179,7 +199,10 @@ impl Walk<'_> {
                     path: rel.clone(),
                     kind: EntryKind::Dir { mode: mode(&meta) },
                 });
-                self.dir(&e.path(), &rel)?;
+                match self.reuse.and_then(|r| r.unchanged_below(&rel)) {
+                    Some(same) => self.entries.extend_from_slice(same),
+                    None => self.dir(&e.path(), &rel)?,
+                }
             } else if ft.is_symlink() {
                 let target = std::fs::read_link(e.path())?.to_string_lossy().into_owned();
                 self.entries.push(FileEntry {

@@ -12,10 +12,11 @@ pub mod index;
 pub mod shares;
 mod size;
 pub mod transfer;
+pub mod watch;
 
 pub use catalog::{Catalog, CatalogEntry, MIN_REFETCH, Owner, RemoteStatus};
 pub use exclude::Filter;
 pub use fetch::{FetchError, fetch_shares, peer_client};
-pub use index::{EntryKind, FileEntry, FileManifest, HashCache};
+pub use index::{EntryKind, FileEntry, FileManifest, HashCache, ShareIndex};
 pub use shares::{ShareList, ShareOwner, SharedEnvironment, SharedWorkspace};
 pub use size::SizeCache;
