@@ -254,6 +254,7 @@ impl Node {
         };
         if let Ok(ws) = &result {
             notes.extend(self.adapt_after_clone(ws, &peer, &job.workspace_id).await);
+            tracing::debug!("clone: adapted to this machine");
         }
         let staging = staging_for(&job.target);
         let (state, error, ws) = match result {
@@ -355,7 +356,10 @@ impl Node {
         })
         .await
         .expect("move task")?;
-        Ok((self.register_clone(&job.target).await?, kept))
+        tracing::debug!(elapsed = ?t.elapsed(), "clone: in place");
+        let ws = self.register_clone(&job.target).await?;
+        tracing::debug!(elapsed = ?t.elapsed(), "clone: registered");
+        Ok((ws, kept))
     }
 
     /// Registers a finished clone, or reloads it if it was registered already (a pull).
@@ -611,6 +615,7 @@ fn pull_in_place(
     std::fs::create_dir_all(file.parent().expect("origin has a parent"))
         .map_err(|e| io(format!("cannot create {}", file.display()), e))?;
     write_origin(&file, origin).map_err(|e| io(format!("cannot write {}", file.display()), e))?;
+    tracing::debug!("pull: origin written");
     let marker = staging.join(APPLYING);
     std::fs::write(&marker, b"").map_err(|e| io(format!("cannot write {}", marker.display()), e))?;
     durable(staging).map_err(|e| {
@@ -658,7 +663,9 @@ fn apply_staged(
     after: &FileManifest,
 ) -> std::result::Result<Vec<String>, TransferError> {
     let stamp = aienv_sharing::transfer::apply::stamp(SystemTime::now());
+    tracing::debug!("pull: durable");
     let applied = aienv_sharing::transfer::apply::apply(target, staging, before, after, &stamp)?;
+    tracing::debug!("pull: applied");
     let (from, to) = (staging.join(ORIGIN_FILE), target.join(ORIGIN_FILE));
     let moved = to
         .parent()

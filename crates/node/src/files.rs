@@ -49,6 +49,7 @@ impl Node {
             }
             share.clone()
         };
+        tracing::debug!("share: filter and manifest view ready");
         // The filter follows the manifest's sharing section; a new one means a full walk.
         let filter_key = format!("{:?}", (&manifest.sharing, manifest.shared_paths()));
         let m = share
@@ -65,6 +66,7 @@ impl Node {
                     e,
                 )
             })?;
+        tracing::debug!(entries = m.entries.len(), "share: file list made");
         // Kept for the stream request that follows; the same copy is handed to the API to send.
         lock(&self.inner.last_manifests)
             .insert(w.id.clone(), (m.clone(), std::time::Instant::now()));

@@ -84,8 +84,15 @@ impl FileManifest {
             self.bytes = self.bytes - *size + content.len() as u64;
             *size = content.len() as u64;
             *hash = blake3::hash(&content).to_hex().to_string();
+            // The list's revision with this entry's new content mixed in: it still changes
+            // whenever any entry does, without hashing every entry again.
+            let mut h = blake3::Hasher::new();
+            for part in [self.revision.as_str(), path, hash.as_str()] {
+                h.update(&(part.len() as u64).to_le_bytes());
+                h.update(part.as_bytes());
+            }
+            self.revision = h.finalize().to_hex()[..16].to_string();
         }
-        self.revision = revision(&self.entries);
         self.substitutes
             .insert(path.to_string(), std::sync::Arc::new(content));
     }
@@ -131,14 +138,16 @@ fn walk(
         links: HashMap::new(),
         skipped: 0,
     };
-    walk.dir(root, "")?;
+    walk.folder(root, "")?;
     let Walk {
         mut entries,
         pending,
         skipped,
         ..
     } = walk;
+    tracing::debug!(pending = pending.len(), entries = entries.len(), "index: walked");
     hash_all(&mut entries, &pending, cache)?;
+    tracing::debug!("index: hashed");
     let (files, bytes) = entries.iter().fold((0, 0), |(n, b), e| match e.kind {
         EntryKind::File { size, .. } => (n + 1, b + size),
         _ => (n, b),
@@ -174,6 +183,29 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
+    /// The entries below a folder: as they were when nothing below it changed, its children as
+    /// they were when only folders below it changed, else read from disk.
+    fn folder(&mut self, dir: &Path, rel: &str) -> io::Result<()> {
+        let Some(reuse) = self.reuse else {
+            return self.dir(dir, rel);
+        };
+        if let Some(same) = reuse.unchanged_below(rel) {
+            self.entries.extend_from_slice(same);
+            return Ok(());
+        }
+        let Some(children) = reuse.same_children(rel) else {
+            return self.dir(dir, rel);
+        };
+        for child in children {
+            self.entries.push(child.clone());
+            if let EntryKind::Dir { .. } = child.kind {
+                self.folder(&self.root.join(&child.path), &child.path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a folder from disk.
     fn dir(&mut self, dir: &Path, rel: &str) -> io::Result<()> {
         let mut names: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
         names.sort_by_key(|e| e.file_name());
@@ -199,10 +231,7 @@ impl Walk<'_> {
                     path: rel.clone(),
                     kind: EntryKind::Dir { mode: mode(&meta) },
                 });
-                match self.reuse.and_then(|r| r.unchanged_below(&rel)) {
-                    Some(same) => self.entries.extend_from_slice(same),
-                    None => self.dir(&e.path(), &rel)?,
-                }
+                self.folder(&e.path(), &rel)?;
             } else if ft.is_symlink() {
                 let target = std::fs::read_link(e.path())?.to_string_lossy().into_owned();
                 self.entries.push(FileEntry {
@@ -324,37 +353,44 @@ pub fn hash_file(path: &Path) -> io::Result<String> {
 }
 
 fn revision(entries: &[FileEntry]) -> String {
-    // Every field of every entry, length-prefixed so that no two lists hash alike; written
-    // straight into the hasher (this runs on every file list of a share).
-    let mut h = blake3::Hasher::new();
-    let mut text = |s: &str| {
-        h.update(&(s.len() as u64).to_le_bytes());
-        h.update(s.as_bytes());
+    // Every field of every entry, tagged and length-prefixed so that no two lists hash alike.
+    // Gathered into one buffer first: one large update hashes far faster than many small ones
+    // (this runs on every new file list of a share).
+    let mut buf: Vec<u8> = Vec::with_capacity(entries.len() * 128);
+    let text = |buf: &mut Vec<u8>, s: &str| {
+        buf.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        buf.extend_from_slice(s.as_bytes());
     };
     for e in entries {
-        text(&e.path);
+        text(&mut buf, &e.path);
         match &e.kind {
-            EntryKind::Dir { mode } => text(&format!("d{mode}")),
+            EntryKind::Dir { mode } => {
+                buf.push(b'd');
+                buf.extend_from_slice(&mode.to_le_bytes());
+            }
             EntryKind::File {
                 size,
                 mode,
                 mtime_ns,
                 hash,
             } => {
-                text(&format!("f{size}:{mode}:{mtime_ns}"));
-                text(hash);
+                buf.push(b'f');
+                buf.extend_from_slice(&size.to_le_bytes());
+                buf.extend_from_slice(&mode.to_le_bytes());
+                buf.extend_from_slice(&mtime_ns.to_le_bytes());
+                text(&mut buf, hash);
             }
             EntryKind::Symlink { target } => {
-                text("l");
-                text(target);
+                buf.push(b'l');
+                text(&mut buf, target);
             }
             EntryKind::Hardlink { to } => {
-                text("h");
-                text(to);
+                buf.push(b'h');
+                text(&mut buf, to);
             }
         }
     }
-    h.finalize().to_hex()[..16].to_string()
+    blake3::hash(&buf).to_hex()[..16].to_string()
 }
 
 #[cfg(unix)]

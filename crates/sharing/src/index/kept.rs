@@ -62,6 +62,7 @@ impl ShareIndex {
             _ => index(&self.root, workspace_id, filter, &self.cache),
         };
         let mut m = made.inspect_err(|_| self.watch.forget())?;
+        tracing::debug!("share: listed");
         finish(&mut m);
         let m = Arc::new(m);
         *last = Some((filter_key.to_string(), m.clone()));

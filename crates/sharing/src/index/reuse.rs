@@ -1,6 +1,7 @@
-//! Re-indexing a share after some of its folders changed: only those folders (and the ones
-//! above them) are read again; every other folder's entries come from the previous list as
-//! they were. Which folders changed comes from [`crate::watch::ShareWatch`].
+//! Re-indexing a share after some of its folders changed: only those folders are read again.
+//! A folder above one keeps its previous listing (only its changed subfolders are walked), and
+//! every other folder's entries come from the previous list as they were. Which folders changed
+//! comes from [`crate::watch::ShareWatch`].
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -15,6 +16,8 @@ pub(super) struct Reuse<'a> {
     prev: &'a [FileEntry],
     /// Folder -> the range of `prev` below it (its whole subtree).
     below: HashMap<&'a str, Range<usize>>,
+    /// Folders whose own listing may have changed.
+    changed: &'a HashSet<String>,
     /// Changed folders and every folder above one.
     touched: HashSet<&'a str>,
 }
@@ -26,6 +29,34 @@ impl Reuse<'_> {
             return None;
         }
         self.below.get(folder).map(|r| &self.prev[r.clone()])
+    }
+
+    /// The previous children of `folder` (folders among them to be walked in turn), if only
+    /// folders below it changed: its own listing is then as it was.
+    pub(super) fn same_children<'s>(
+        &'s self,
+        folder: &str,
+    ) -> Option<impl Iterator<Item = &'s FileEntry> + 's> {
+        if self.changed.contains(folder) {
+            return None;
+        }
+        let range = match folder {
+            "" => 0..self.prev.len(),
+            _ => self.below.get(folder)?.clone(),
+        };
+        let mut at = range.start;
+        Some(std::iter::from_fn(move || {
+            if at >= range.end {
+                return None;
+            }
+            let e = &self.prev[at];
+            at = match e.kind {
+                // Past the child folder's own entries.
+                EntryKind::Dir { .. } => self.below.get(e.path.as_str()).map_or(at + 1, |r| r.end),
+                _ => at + 1,
+            };
+            Some(e)
+        }))
     }
 }
 
@@ -56,9 +87,12 @@ pub fn reindex(
     let reuse = Reuse {
         prev: &prev.entries,
         below: subtrees(&prev.entries),
+        changed,
         touched,
     };
+    tracing::debug!(touched = reuse.touched.len(), "reindex: planned");
     let mut m = walk(root, workspace_id, filter, cache, Some(&reuse))?;
+    tracing::debug!("reindex: walked");
     // Folders not read again hold files and specials counted by the last full walk.
     m.skipped_special = prev.skipped_special;
     if !sound(&m.entries) {
@@ -94,6 +128,12 @@ fn subtrees(entries: &[FileEntry]) -> HashMap<&str, Range<usize>> {
 
 /// Every hard link names an earlier file of the list.
 fn sound(entries: &[FileEntry]) -> bool {
+    if !entries
+        .iter()
+        .any(|e| matches!(e.kind, EntryKind::Hardlink { .. }))
+    {
+        return true;
+    }
     let mut files: HashSet<&str> = HashSet::new();
     for e in entries {
         match &e.kind {

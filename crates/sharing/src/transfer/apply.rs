@@ -59,9 +59,13 @@ pub fn apply(
         }
         a.remove(&e.path, &e.kind, now.is_some())?;
     }
-    // 2. Folders, parents first.
+    // 2. New folders, parents first. (Folders the last pull made are there; one removed here
+    // since is made again when a file goes into it.)
     for e in &new.entries {
         if let EntryKind::Dir { .. } = e.kind {
+            if matches!(a.prev.get(e.path.as_str()), Some(EntryKind::Dir { .. })) {
+                continue;
+            }
             let p = target.join(&e.path);
             match std::fs::symlink_metadata(&p) {
                 Ok(m) if m.is_dir() => continue,
@@ -84,15 +88,18 @@ pub fn apply(
             continue;
         };
         let before = a.prev.get(e.path.as_str()).copied();
+        if before == Some(&e.kind) {
+            continue; // Unchanged on the source: nothing was staged, nothing to do.
+        }
         let staged = staging.join(&e.path);
         let p = target.join(&e.path);
         if std::fs::symlink_metadata(&staged).is_ok_and(|m| m.is_file()) {
             if std::fs::symlink_metadata(&p).is_ok() && !a.unchanged_here(&e.path, before) {
                 a.keep_aside(&e.path, "the source changed it too")?;
             }
-            std::fs::rename(&staged, &p).map_err(|err| io_err("move into place", &p, err))?;
+            move_into_place(&staged, &p)?;
             replaced.insert(&e.path);
-        } else if before != Some(&e.kind) {
+        } else {
             // Same content here already (unchanged on the source, or verified earlier): only
             // its mode or time may differ. An edit made here keeps its own.
             let content_is_new = a.unchanged_here(&e.path, before)
@@ -239,6 +246,19 @@ impl Apply<'_> {
             "{path} was edited here and {why}: your copy is kept as {name}"
         ));
         Ok(())
+    }
+}
+
+/// Renames a staged file over its place in the clone, making its folder again if it was removed
+/// here since the last pull.
+fn move_into_place(staged: &Path, p: &Path) -> Result<(), TransferError> {
+    match std::fs::rename(staged, p) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && p.parent().is_some_and(|d| !d.exists()) => {
+            let dir = p.parent().expect("checked");
+            std::fs::create_dir_all(dir).map_err(|err| io_err("create", dir, err))?;
+            std::fs::rename(staged, p).map_err(|err| io_err("move into place", p, err))
+        }
+        other => other.map_err(|err| io_err("move into place", p, err)),
     }
 }
 
