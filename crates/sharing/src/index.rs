@@ -183,8 +183,9 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    /// The entries below a folder: as they were when nothing below it changed, its children as
-    /// they were when only folders below it changed, else read from disk.
+    /// The entries below a folder: as they were when nothing below it changed; its children as
+    /// they were, with only the names a watcher saw change looked at again, when it or folders
+    /// below it changed; else read from disk.
     fn folder(&mut self, dir: &Path, rel: &str) -> io::Result<()> {
         let Some(reuse) = self.reuse else {
             return self.dir(dir, rel);
@@ -193,80 +194,113 @@ impl Walk<'_> {
             self.entries.extend_from_slice(same);
             return Ok(());
         }
-        let Some(children) = reuse.same_children(rel) else {
-            return self.dir(dir, rel);
+        let Some((before, named)) = reuse.children(rel) else {
+            return self.dir(dir, rel); // A new folder.
         };
-        for child in children {
+        let mut named = named.into_iter().peekable();
+        for child in before {
+            let name = child.path.rsplit('/').next().unwrap_or_default();
+            while let Some(n) = named.next_if(|n| *n <= name) {
+                self.child(rel, n, true)?;
+            }
+            if reuse.named(rel, name) {
+                continue; // Looked at again above.
+            }
             self.entries.push(child.clone());
             if let EntryKind::Dir { .. } = child.kind {
                 self.folder(&self.root.join(&child.path), &child.path)?;
             }
+        }
+        for n in named {
+            self.child(rel, n, true)?;
         }
         Ok(())
     }
 
     /// Reads a folder from disk.
     fn dir(&mut self, dir: &Path, rel: &str) -> io::Result<()> {
-        let mut names: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-        names.sort_by_key(|e| e.file_name());
-        for e in names {
-            let name = e.file_name();
+        let mut names: Vec<(std::ffi::OsString, PathBuf)> = std::fs::read_dir(dir)?
+            .map(|e| e.map(|e| (e.file_name(), e.path())))
+            .collect::<Result<_, _>>()?;
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (name, _) in names {
             let Some(name) = name.to_str() else {
                 // Not UTF-8: it could not be named in the manifest; leave it out and count it.
                 self.skipped += 1;
                 continue;
             };
-            let rel = if rel.is_empty() {
-                name.to_string()
+            self.child(rel, name, false)?;
+        }
+        Ok(())
+    }
+
+    /// Lists the thing called `name` in the folder `parent` (nothing if it is gone or
+    /// excluded). `afresh`: a folder is read whole from disk, whatever the previous list says
+    /// (one renamed into place brings its content without an event for each file).
+    fn child(&mut self, parent: &str, name: &str, afresh: bool) -> io::Result<()> {
+        let rel = if parent.is_empty() {
+            name.to_string()
+        } else {
+            format!("{parent}/{name}")
+        };
+        let path = self.root.join(&rel);
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            // Removed since: by the watcher's word, or while this folder was being read.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let ft = meta.file_type();
+        if self.filter.excluded(Path::new(&rel), ft.is_dir()) {
+            return Ok(());
+        }
+        if ft.is_dir() {
+            self.entries.push(FileEntry {
+                path: rel.clone(),
+                kind: EntryKind::Dir { mode: mode(&meta) },
+            });
+            if afresh {
+                let reuse = self.reuse.take();
+                let read = self.dir(&path, &rel);
+                self.reuse = reuse;
+                read?;
             } else {
-                format!("{rel}/{name}")
-            };
-            let meta = std::fs::symlink_metadata(e.path())?;
-            let ft = meta.file_type();
-            if self.filter.excluded(Path::new(&rel), ft.is_dir()) {
-                continue;
+                self.folder(&path, &rel)?;
             }
-            if ft.is_dir() {
-                self.entries.push(FileEntry {
-                    path: rel.clone(),
-                    kind: EntryKind::Dir { mode: mode(&meta) },
-                });
-                self.folder(&e.path(), &rel)?;
-            } else if ft.is_symlink() {
-                let target = std::fs::read_link(e.path())?.to_string_lossy().into_owned();
-                self.entries.push(FileEntry {
-                    path: rel,
-                    kind: EntryKind::Symlink { target },
-                });
-            } else if ft.is_file() {
-                let key = identity(&meta);
-                if nlink(&meta) > 1 {
-                    if let Some(first) = self.links.get(&key) {
-                        self.entries.push(FileEntry {
-                            path: rel,
-                            kind: EntryKind::Hardlink { to: first.clone() },
-                        });
-                        continue;
-                    }
-                    self.links.insert(key, rel.clone());
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(&path)?.to_string_lossy().into_owned();
+            self.entries.push(FileEntry {
+                path: rel,
+                kind: EntryKind::Symlink { target },
+            });
+        } else if ft.is_file() {
+            let key = identity(&meta);
+            if nlink(&meta) > 1 {
+                if let Some(first) = self.links.get(&key) {
+                    self.entries.push(FileEntry {
+                        path: rel,
+                        kind: EntryKind::Hardlink { to: first.clone() },
+                    });
+                    return Ok(());
                 }
-                self.pending.push(Pending {
-                    at: self.entries.len(),
-                    path: self.root.join(&rel),
-                    key,
-                });
-                self.entries.push(FileEntry {
-                    path: rel,
-                    kind: EntryKind::File {
-                        size: meta.len(),
-                        mode: mode(&meta),
-                        mtime_ns: mtime_ns(&meta),
-                        hash: String::new(),
-                    },
-                });
-            } else {
-                self.skipped += 1;
+                self.links.insert(key, rel.clone());
             }
+            self.pending.push(Pending {
+                at: self.entries.len(),
+                path,
+                key,
+            });
+            self.entries.push(FileEntry {
+                path: rel,
+                kind: EntryKind::File {
+                    size: meta.len(),
+                    mode: mode(&meta),
+                    mtime_ns: mtime_ns(&meta),
+                    hash: String::new(),
+                },
+            });
+        } else {
+            self.skipped += 1;
         }
         Ok(())
     }

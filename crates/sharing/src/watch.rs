@@ -1,6 +1,6 @@
-//! Which folders of a share changed since it was last indexed, from a recursive file watcher, so
-//! a re-index reads only those ([`crate::index::reindex`]) instead of walking the whole tree:
-//! the way Syncthing's watcher narrows its scans.
+//! Which paths of a share changed since it was last indexed, from a recursive file watcher, so
+//! a re-index looks only at those ([`crate::index::reindex`]) instead of walking the whole
+//! tree: the way Syncthing's watcher narrows its scans.
 //!
 //! Events arrive a moment after the change. So that a list asked for right after an edit still
 //! sees it, [`ShareWatch::take`] first writes a file into a folder of its own that the same
@@ -28,8 +28,9 @@ const BARRIER_WAIT: Duration = Duration::from_secs(2);
 pub enum Changes {
     /// Walk the whole share.
     Everything,
-    /// Only these folders (relative, `/`-separated; `""` is the root) may hold changes.
-    Folders(HashSet<String>),
+    /// Only these paths (relative, `/`-separated; `""` is the root) were created, written,
+    /// removed, renamed or had their mode changed.
+    Paths(HashSet<String>),
 }
 
 /// Watches one share's folder tree.
@@ -42,7 +43,7 @@ pub struct ShareWatch {
 
 #[derive(Debug, Default)]
 struct State {
-    folders: HashSet<String>,
+    paths: HashSet<String>,
     everything: bool,
     full_at: Option<Instant>,
     /// Barrier files whose events arrived.
@@ -99,10 +100,7 @@ impl ShareWatch {
                 }
                 match relative(&base, &path) {
                     Some(rel) => {
-                        // The folder that lists the thing, and the thing itself if a folder.
-                        let parent = rel.rsplit_once('/').map_or("", |(p, _)| p).to_string();
-                        s.folders.insert(parent);
-                        s.folders.insert(rel);
+                        s.paths.insert(rel);
                     }
                     None => s.everything = true,
                 }
@@ -147,7 +145,7 @@ impl ShareWatch {
             };
             return Changes::Everything;
         }
-        Changes::Folders(std::mem::take(&mut s.folders))
+        Changes::Paths(std::mem::take(&mut s.paths))
     }
 
     /// The next [`take`](Self::take) says everything (an index that used its answer failed).

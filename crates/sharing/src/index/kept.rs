@@ -1,6 +1,6 @@
 //! One shared folder's file list, kept current between requests: the hash cache, a watcher of
-//! the folder, and the last list. A request re-reads only the folders that changed since the
-//! last one (nothing at all when nothing changed).
+//! the folder, and the last list. A request looks again only at the paths that changed since the
+//! last one (at nothing when nothing changed).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -52,8 +52,8 @@ impl ShareIndex {
             .filter(|(key, _)| key == filter_key)
             .map(|(_, m)| m.clone());
         let made = match (changes, prev) {
-            (Changes::Folders(folders), Some(prev)) => {
-                match reindex(&self.root, workspace_id, filter, &self.cache, &prev, &folders) {
+            (Changes::Paths(paths), Some(prev)) => {
+                match reindex(&self.root, workspace_id, filter, &self.cache, &prev, &paths) {
                     Ok(None) => return Ok(prev),
                     Ok(Some(m)) => Ok(m),
                     Err(e) => Err(e),

@@ -1,9 +1,9 @@
-//! Re-indexing a share after some of its folders changed: only those folders are read again.
-//! A folder above one keeps its previous listing (only its changed subfolders are walked), and
-//! every other folder's entries come from the previous list as they were. Which folders changed
-//! comes from [`crate::watch::ShareWatch`].
+//! Re-indexing a share after some of its paths changed: only those are looked at again (a
+//! changed folder is read whole). Every other entry comes from the previous list as it was, and
+//! folders with nothing changed below them are not even visited. Which paths changed comes from
+//! [`crate::watch::ShareWatch`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 use std::ops::Range;
 use std::path::Path;
@@ -11,14 +11,14 @@ use std::path::Path;
 use super::{EntryKind, FileEntry, FileManifest, HashCache, index, walk};
 use crate::exclude::Filter;
 
-/// The previous list, cut into folders, and which folders must be read again.
+/// The previous list, cut into folders, and what changed.
 pub(super) struct Reuse<'a> {
     prev: &'a [FileEntry],
     /// Folder -> the range of `prev` below it (its whole subtree).
     below: HashMap<&'a str, Range<usize>>,
-    /// Folders whose own listing may have changed.
-    changed: &'a HashSet<String>,
-    /// Changed folders and every folder above one.
+    /// Folder -> the names in it that changed (created, written, removed, renamed, chmod...).
+    named: HashMap<&'a str, BTreeSet<&'a str>>,
+    /// Folders with a changed name in or below them.
     touched: HashSet<&'a str>,
 }
 
@@ -31,21 +31,23 @@ impl Reuse<'_> {
         self.below.get(folder).map(|r| &self.prev[r.clone()])
     }
 
-    /// The previous children of `folder` (folders among them to be walked in turn), if only
-    /// folders below it changed: its own listing is then as it was.
-    pub(super) fn same_children<'s>(
+    /// The previous children of `folder` in order, and the names in it that changed (sorted;
+    /// they are to be looked at again). `None` for a folder the previous list lacks.
+    pub(super) fn children<'s>(
         &'s self,
         folder: &str,
-    ) -> Option<impl Iterator<Item = &'s FileEntry> + 's> {
-        if self.changed.contains(folder) {
-            return None;
-        }
+    ) -> Option<(impl Iterator<Item = &'s FileEntry> + 's, Vec<&'s str>)> {
         let range = match folder {
             "" => 0..self.prev.len(),
             _ => self.below.get(folder)?.clone(),
         };
+        let named = self
+            .named
+            .get(folder)
+            .map(|n| n.iter().copied().collect())
+            .unwrap_or_default();
         let mut at = range.start;
-        Some(std::iter::from_fn(move || {
+        let children = std::iter::from_fn(move || {
             if at >= range.end {
                 return None;
             }
@@ -56,13 +58,19 @@ impl Reuse<'_> {
                 _ => at + 1,
             };
             Some(e)
-        }))
+        });
+        Some((children, named))
+    }
+
+    /// Whether `name` in `folder` changed.
+    pub(super) fn named(&self, folder: &str, name: &str) -> bool {
+        self.named.get(folder).is_some_and(|n| n.contains(name))
     }
 }
 
-/// Like [`index`], reading again only the folders in `changed` (paths relative to `root`) and
-/// those above them. `None` when nothing changed. Falls back to a full walk if the result would
-/// not be a sound list (a hard link whose file is gone).
+/// Like [`index`], looking again only at the paths in `changed` (relative to `root`; a folder
+/// named there is read whole). `None` when nothing changed. Falls back to a full walk if the
+/// result would not be a sound list (a hard link whose file is gone).
 pub fn reindex(
     root: &Path,
     workspace_id: &str,
@@ -74,25 +82,29 @@ pub fn reindex(
     if changed.is_empty() {
         return Ok(None);
     }
+    let mut named: HashMap<&str, BTreeSet<&str>> = HashMap::new();
     let mut touched: HashSet<&str> = HashSet::new();
-    touched.insert("");
-    for c in changed {
-        let mut at = c.as_str();
+    for c in changed.iter().filter(|c| !c.is_empty()) {
+        let (folder, name) = c.rsplit_once('/').unwrap_or(("", c.as_str()));
+        named.entry(folder).or_default().insert(name);
+        let mut at = folder;
         touched.insert(at);
         while let Some((parent, _)) = at.rsplit_once('/') {
             touched.insert(parent);
             at = parent;
         }
+        touched.insert("");
+    }
+    if named.is_empty() {
+        return Ok(None); // Only the root folder itself (its time) changed.
     }
     let reuse = Reuse {
         prev: &prev.entries,
         below: subtrees(&prev.entries),
-        changed,
+        named,
         touched,
     };
-    tracing::debug!(touched = reuse.touched.len(), "reindex: planned");
     let mut m = walk(root, workspace_id, filter, cache, Some(&reuse))?;
-    tracing::debug!("reindex: walked");
     // Folders not read again hold files and specials counted by the last full walk.
     m.skipped_special = prev.skipped_special;
     if !sound(&m.entries) {
