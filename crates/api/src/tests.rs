@@ -503,7 +503,9 @@ async fn a_shared_workspace_lists_its_files_with_hashes_and_without_secrets() {
 fn blake3_hex(bytes: &[u8]) -> String {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("f"), bytes).unwrap();
-    aienv_sharing::index::hash_file(&d.path().join("f")).unwrap()
+    aienv_sharing::index::hash_file(&d.path().join("f"))
+        .unwrap()
+        .to_hex()
 }
 
 mod openapi_file;

@@ -6,9 +6,11 @@
 //! [`HashCache`] keyed by inode, size and modification time lets a re-index hash only what
 //! changed; [`reindex`] reads again only the folders a file watcher saw change.
 
+mod content_hash;
 mod kept;
 mod reuse;
 
+pub use content_hash::ContentHash;
 pub use kept::ShareIndex;
 pub use reuse::reindex;
 
@@ -43,7 +45,8 @@ pub enum EntryKind {
         /// Modification time, nanoseconds since the Unix epoch.
         mtime_ns: i64,
         /// BLAKE3 of the content, hex.
-        hash: String,
+        #[schema(value_type = String)]
+        hash: ContentHash,
     },
     Symlink {
         target: String,
@@ -83,13 +86,13 @@ impl FileManifest {
         if let EntryKind::File { size, hash, .. } = &mut entry.kind {
             self.bytes = self.bytes - *size + content.len() as u64;
             *size = content.len() as u64;
-            *hash = blake3::hash(&content).to_hex().to_string();
+            *hash = ContentHash::of(&content);
             // The list's revision with this entry's new content mixed in: it still changes
             // whenever any entry does, without hashing every entry again.
             let mut h = blake3::Hasher::new();
-            for part in [self.revision.as_str(), path, hash.as_str()] {
+            for part in [self.revision.as_bytes(), path.as_bytes(), hash.as_bytes()] {
                 h.update(&(part.len() as u64).to_le_bytes());
-                h.update(part.as_bytes());
+                h.update(part);
             }
             self.revision = h.finalize().to_hex()[..16].to_string();
         }
@@ -109,7 +112,7 @@ pub struct HashCache {
 type FileId = (u64, u64);
 
 /// What was hashed: the size and modification time then, and the hash.
-type Known = (u64, i64, String);
+type Known = (u64, i64, ContentHash);
 
 /// Builds the file manifest of `root`.
 pub fn index(
@@ -296,7 +299,8 @@ impl Walk<'_> {
                     size: meta.len(),
                     mode: mode(&meta),
                     mtime_ns: mtime_ns(&meta),
-                    hash: String::new(),
+                    // Filled in by `hash_all`.
+                    hash: ContentHash::of(b""),
                 },
             });
         } else {
@@ -328,7 +332,7 @@ fn hash_all(entries: &mut [FileEntry], pending: &[Pending], cache: &HashCache) -
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(todo.len().max(1));
-    let results: Vec<io::Result<Vec<(usize, String)>>> = std::thread::scope(|s| {
+    let results: Vec<io::Result<Vec<(usize, ContentHash)>>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
@@ -366,24 +370,23 @@ fn hash_all(entries: &mut [FileEntry], pending: &[Pending], cache: &HashCache) -
             ..
         } = &mut entries[p.at].kind
         {
-            *hash = match fresh.remove(&p.at) {
-                Some(h) => h,
-                None => cache_map
-                    .get(&p.key)
-                    .map(|(_, _, h)| h.clone())
-                    .unwrap_or_default(),
-            };
-            cache_map.insert(p.key, (*size, *mtime_ns, hash.clone()));
+            if let Some(h) = fresh
+                .remove(&p.at)
+                .or_else(|| cache_map.get(&p.key).map(|(_, _, h)| *h))
+            {
+                *hash = h;
+            }
+            cache_map.insert(p.key, (*size, *mtime_ns, *hash));
         }
     }
     Ok(())
 }
 
-/// BLAKE3 of a file's content, hex.
-pub fn hash_file(path: &Path) -> io::Result<String> {
+/// BLAKE3 of a file's content.
+pub fn hash_file(path: &Path) -> io::Result<ContentHash> {
     let mut h = blake3::Hasher::new();
     h.update_reader(std::fs::File::open(path)?)?;
-    Ok(h.finalize().to_hex().to_string())
+    Ok(h.finalize().into())
 }
 
 fn revision(entries: &[FileEntry]) -> String {
@@ -412,7 +415,7 @@ fn revision(entries: &[FileEntry]) -> String {
                 buf.extend_from_slice(&size.to_le_bytes());
                 buf.extend_from_slice(&mode.to_le_bytes());
                 buf.extend_from_slice(&mtime_ns.to_le_bytes());
-                text(&mut buf, hash);
+                buf.extend_from_slice(hash.as_bytes());
             }
             EntryKind::Symlink { target } => {
                 buf.push(b'l');
@@ -517,10 +520,7 @@ mod tests {
         match &m.entries[3].kind {
             EntryKind::File { hash, size, .. } => {
                 assert_eq!(*size, 100_000);
-                assert_eq!(
-                    hash,
-                    &blake3::hash(&vec![1u8; 100_000]).to_hex().to_string()
-                );
+                assert_eq!(*hash, ContentHash::of(&vec![1u8; 100_000]));
             }
             k => panic!("{k:?}"),
         }
@@ -551,8 +551,8 @@ mod tests {
         {
             let mut known = cache.known.lock().unwrap();
             for v in known.values_mut() {
-                if v.2 == blake3::hash(b"two").to_hex().to_string() {
-                    v.2 = "cached".into();
+                if v.2 == ContentHash::of(b"two") {
+                    v.2 = ContentHash::of(b"poisoned");
                 }
             }
         }
@@ -562,17 +562,17 @@ mod tests {
         let hash_of =
             |m: &FileManifest, p: &str| match &m.entries.iter().find(|e| e.path == p).unwrap().kind
             {
-                EntryKind::File { hash, .. } => hash.clone(),
+                EntryKind::File { hash, .. } => *hash,
                 _ => unreachable!(),
             };
         assert_eq!(
             hash_of(&second, "a"),
-            blake3::hash(b"ONE!").to_hex().to_string(),
+            ContentHash::of(b"ONE!"),
             "a changed file is hashed again"
         );
         assert_eq!(
             hash_of(&second, "b"),
-            "cached",
+            ContentHash::of(b"poisoned"),
             "an unchanged file is not read again"
         );
         assert_ne!(first.revision, second.revision);

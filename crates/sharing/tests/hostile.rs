@@ -18,9 +18,6 @@ use axum::routing::{get, post};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-fn hash(b: &[u8]) -> String {
-    blake3::hash(b).to_hex().to_string()
-}
 
 fn file(path: &str, content: &[u8]) -> FileEntry {
     FileEntry {
@@ -29,7 +26,7 @@ fn file(path: &str, content: &[u8]) -> FileEntry {
             size: content.len() as u64,
             mode: 0o644,
             mtime_ns: 0,
-            hash: hash(content),
+            hash: aienv_sharing::index::ContentHash::of(content),
         },
     }
 }
@@ -189,6 +186,25 @@ async fn manifests_with_escaping_or_colliding_paths_are_refused() {
         },
     };
     expect_refused(manifest(vec![hard]), vec![], false, "not an earlier file").await;
+}
+
+#[tokio::test]
+async fn a_list_whose_hash_is_not_one_is_refused() {
+    let text = serde_json::to_string(&manifest(vec![file("f", b"x")]))
+        .unwrap()
+        .replace(&blake3::hash(b"x").to_hex().to_string(), "zz");
+    let app = Router::new().route(
+        "/api/v1/shares/w/files",
+        get(move || async move { ([("content-type", "application/json")], text) }),
+    );
+    let url = serve(app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let err = clone_err(&url, dir.path(), false).await.to_string();
+    assert!(
+        err.contains("the peer sent a bad clone") && err.contains("not a BLAKE3 hash"),
+        "{err}"
+    );
+    assert!(!dir.path().join("staging").exists(), "nothing was written");
 }
 
 #[tokio::test]

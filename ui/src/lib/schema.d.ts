@@ -863,7 +863,8 @@ export interface components {
             revision: string;
             /**
              * Format: int64
-             * @description Entries left out because they are not regular files, directories or symlinks.
+             * @description Entries left out because they are not regular files, directories or symlinks (or
+             *     names that are not UTF-8), as of the last full walk.
              */
             skipped_special: number;
             workspace_id: string;

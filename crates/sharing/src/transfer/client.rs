@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::index::{EntryKind, FileEntry, FileManifest, hash_file};
+use crate::index::{ContentHash, EntryKind, FileEntry, FileManifest, hash_file};
 use crate::transfer::unpack::unpack;
 use crate::transfer::{StreamRequest, TransferError, plan};
 
@@ -218,11 +218,11 @@ fn prepare_pull(
 ) -> Result<Vec<usize>, TransferError> {
     let resuming = staging.exists();
     create_dir(staging, true)?;
-    let hashes: HashMap<&str, &str> = before
+    let hashes: HashMap<&str, &ContentHash> = before
         .entries
         .iter()
         .filter_map(|e| match &e.kind {
-            EntryKind::File { hash, .. } => Some((e.path.as_str(), hash.as_str())),
+            EntryKind::File { hash, .. } => Some((e.path.as_str(), hash)),
             _ => None,
         })
         .collect();
@@ -239,7 +239,7 @@ fn prepare_pull(
             std::fs::symlink_metadata(&p).is_ok_and(|meta| meta.is_file() && meta.len() == *size)
                 && hash_file(&p).is_ok_and(|h| &h == hash)
         };
-        if hashes.get(e.path.as_str()) == Some(&hash.as_str())
+        if hashes.get(e.path.as_str()) == Some(&hash)
             || resuming && resumed(&staging.join(&e.path), *size, hash)
             || here()
         {
@@ -273,10 +273,10 @@ fn create_dir(dir: &Path, with_parents: bool) -> Result<(), TransferError> {
 }
 
 /// A file an interrupted attempt already wrote in full and correctly.
-fn resumed(dest: &Path, size: u64, hash: &str) -> bool {
+fn resumed(dest: &Path, size: u64, hash: &ContentHash) -> bool {
     match std::fs::symlink_metadata(dest) {
         Ok(meta) if meta.is_file() && meta.len() == size => {
-            hash_file(dest).is_ok_and(|h| h == hash)
+            hash_file(dest).is_ok_and(|h| h == *hash)
         }
         Ok(_) => {
             let _ = std::fs::remove_file(dest);

@@ -121,7 +121,7 @@ pub fn unpack(
                 exp.path
             )));
         }
-        if hasher.finalize().to_hex().as_str() != hash {
+        if crate::index::ContentHash::from(hasher.finalize()) != *hash {
             drop(file);
             let _ = std::fs::remove_file(&dest);
             return Err(TransferError::Hostile(format!(
