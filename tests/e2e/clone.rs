@@ -39,7 +39,7 @@ fn pair() -> Pair {
     std::fs::create_dir_all(ws.join("code")).unwrap();
     std::fs::write(ws.join("code/train.py"), "print('train')\n").unwrap();
     std::fs::write(ws.join(".env"), "HF_TOKEN=secret\n").unwrap();
-    // The catalog lists environments: a workspace with one shows up there.
+    // An environment, so the clone has one to fit to this machine.
     ok(&src, &["env", "add", "proj", "train", "--kind", "process"]);
     ok(&src, &["share", "proj"]);
     dst.wait_for_catalog("proj");
@@ -540,4 +540,31 @@ env = { API_KEY = "hunter2" }
             .any(|e| e["workspace"] == "lab"))
         .then_some(())
     });
+}
+
+#[test]
+fn a_workspace_shared_without_environments_is_in_the_catalog_and_clones() {
+    let group = private_group();
+    let src = TestNode::start_with("src", &["--discovery-group", &group]).unwrap();
+    let dst = TestNode::start_with("dst", &["--discovery-group", &group]).unwrap();
+    let tmp = fast_tempdir();
+    let ws = tmp.path().join("datasets");
+    ok(&src, &["workspace", "create", ws.to_str().unwrap()]);
+    std::fs::write(ws.join("labels.csv"), "id,label\n1,cat\n").unwrap();
+    ok(&src, &["share", "datasets"]);
+    dst.wait_for_catalog("datasets");
+    let catalog = dst.json(&["catalog"]);
+    let entry = &catalog.as_array().unwrap()[0];
+    assert_eq!(entry["kind"], Value::Null, "files only: {entry}");
+    assert_eq!(entry["fit"]["fits"], true, "{entry}");
+    let (table, _) = text(&dst.cli(&["catalog"]));
+    assert!(table.contains("files"), "{table}");
+
+    let target = tmp.path().join("copy");
+    let job = dst.json(&["clone", "src/datasets", "--to", target.to_str().unwrap()]);
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(
+        std::fs::read_to_string(target.join("labels.csv")).unwrap(),
+        "id,label\n1,cat\n"
+    );
 }

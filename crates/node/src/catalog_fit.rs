@@ -34,10 +34,21 @@ impl Node {
         self.catalog()
             .into_iter()
             .map(|entry| {
+                // A workspace without environments is files: it fits anywhere with the disk.
+                let Some(kind) = entry.kind else {
+                    return CatalogItem {
+                        fit: FitSummary {
+                            fits: true,
+                            missing: Vec::new(),
+                            note: None,
+                        },
+                        entry,
+                    };
+                };
                 let env = Environment {
                     requires: entry.requires.clone(),
                     fallback: entry.fallback.clone(),
-                    ..Environment::new(entry.name.clone(), entry.kind)
+                    ..Environment::new(entry.name.clone(), kind)
                 };
                 let fit = aienv_runtime::fit::check(&env, &machine);
                 CatalogItem {

@@ -1,4 +1,5 @@
-//! The catalog: local and remote shared environments in one list.
+//! The catalog: local and remote shared environments in one list. A workspace shared without
+//! environments (code, data, weights) has one entry of its own, with no kind.
 //!
 //! Remote lists are fetched when a peer announces a catalog revision the catalog does not have.
 //! Fetches run in the background with a per-peer timeout, a cap on concurrent fetches, and at
@@ -22,7 +23,7 @@ pub const MIN_REFETCH: Duration = Duration::from_millis(250);
 /// At most this many peers are fetched from at once.
 const MAX_CONCURRENT_FETCHES: usize = 8;
 
-/// One environment in the catalog.
+/// One environment in the catalog, or a workspace shared without environments.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct CatalogEntry {
     pub owner: Owner,
@@ -32,8 +33,10 @@ pub struct CatalogEntry {
     pub workspace_description: Option<String>,
     pub access: Access,
     pub size_bytes: u64,
+    /// The environment's name; the workspace's for a workspace without environments.
     pub name: String,
-    pub kind: EnvKind,
+    /// `null` for a workspace shared without environments: files to clone, nothing to run.
+    pub kind: Option<EnvKind>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub requires: Requirements,
@@ -242,6 +245,22 @@ fn push_entries(out: &mut Vec<CatalogEntry>, list: &ShareList, local: bool, url:
         url,
     };
     for w in &list.workspaces {
+        if w.environments.is_empty() {
+            out.push(CatalogEntry {
+                owner: owner.clone(),
+                workspace_id: w.id.clone(),
+                workspace: w.name.clone(),
+                workspace_description: w.description.clone(),
+                access: w.access,
+                size_bytes: w.size_bytes,
+                name: w.name.clone(),
+                kind: None,
+                description: w.description.clone(),
+                requires: Requirements::default(),
+                fallback: None,
+                tools: Vec::new(),
+            });
+        }
         for e in &w.environments {
             let SharedEnvironment {
                 name,
@@ -259,7 +278,7 @@ fn push_entries(out: &mut Vec<CatalogEntry>, list: &ShareList, local: bool, url:
                 access: w.access,
                 size_bytes: w.size_bytes,
                 name,
-                kind,
+                kind: Some(kind),
                 description,
                 requires,
                 fallback,

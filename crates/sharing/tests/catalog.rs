@@ -98,6 +98,21 @@ async fn a_peers_environments_join_the_catalog_and_leave_with_it() {
 }
 
 #[tokio::test]
+async fn a_workspace_shared_without_environments_has_an_entry_of_its_own() {
+    let url = serve(Router::new().route(
+        "/api/v1/shares",
+        get(|| async { axum::Json(list("p1", "r1", &[])) }),
+    ))
+    .await;
+    let catalog = Catalog::new();
+    catalog.refresh(&peer("p1", &url, "r1")).await;
+    let entries = catalog.entries();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].kind, None, "files to clone, nothing to run");
+    assert_eq!(entries[0].name, entries[0].workspace);
+}
+
+#[tokio::test]
 async fn slow_lying_and_garbage_peers_cannot_stall_or_poison_the_catalog() {
     let slow = serve(Router::new().route(
         "/api/v1/shares",

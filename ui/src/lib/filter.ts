@@ -4,16 +4,20 @@ import type { CatalogEntry } from './types';
 
 export interface CatalogFilter {
   query: string;
-  kind: '' | 'process' | 'container' | 'vm';
+  /** `files`: workspaces shared without environments. */
+  kind: '' | 'process' | 'container' | 'vm' | 'files';
   owner: '' | 'local' | 'remote';
   fits: boolean;
 }
+
+/** An entry's kind, `files` for a workspace shared without environments. */
+export const kindOf = (e: CatalogEntry): string => e.kind ?? 'files';
 
 export const noFilter = (): CatalogFilter => ({ query: '', kind: '', owner: '', fits: false });
 
 /** The text an entry is searched in, lower case (computed once per entry). */
 export function haystack(e: CatalogEntry): string {
-  return [e.name, e.workspace, e.owner.name, e.description ?? '', e.workspace_description ?? '', e.kind, ...e.tools]
+  return [e.name, e.workspace, e.owner.name, e.description ?? '', e.workspace_description ?? '', kindOf(e), ...e.tools]
     .join(' ')
     .toLowerCase();
 }
@@ -26,7 +30,7 @@ export function filterCatalog(
 ): CatalogEntry[] {
   const words = f.query.toLowerCase().split(/\s+/).filter(Boolean);
   return entries.filter((e) => {
-    if (f.kind && e.kind !== f.kind) return false;
+    if (f.kind && kindOf(e) !== f.kind) return false;
     if (f.owner === 'local' && !e.owner.local) return false;
     if (f.owner === 'remote' && e.owner.local) return false;
     if (f.fits && !fits(e)) return false;

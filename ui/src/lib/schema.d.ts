@@ -551,12 +551,13 @@ export interface components {
             /** @description Keys of the source that aienv does not act on, each with what it means for the user. */
             unsupported: string[];
         };
-        /** @description One environment in the catalog. */
+        /** @description One environment in the catalog, or a workspace shared without environments. */
         CatalogEntry: {
             access: components["schemas"]["Access"];
             description?: string | null;
             fallback?: null | components["schemas"]["Fallback"];
-            kind: components["schemas"]["EnvKind"];
+            kind?: null | components["schemas"]["EnvKind"];
+            /** @description The environment's name; the workspace's for a workspace without environments. */
             name: string;
             owner: components["schemas"]["Owner"];
             requires: components["schemas"]["Requirements"];

@@ -67,8 +67,12 @@ describe('web UI', { skip }, () => {
     const user = await startNode('user', { group });
     const files = { 'trainer/train.py': 'print("train")\n', 'trainer/data.bin': 'x'.repeat(3_000_000) };
     await workspace(owner, join(tempDir(), 'vision'), SHARED, files);
+    // A workspace shared without environments: an entry of its own, files to clone.
+    const data = '[workspace]\nname = "datasets"\n\n[sharing]\nenabled = true\n';
+    await workspace(owner, join(tempDir(), 'datasets'), data, { 'labels.csv': 'id,label\n' });
     const p = await page(b, user.url + '/#/catalog');
     await p.waitForSelector('[data-testid="catalog-entry"] >> text=lab', { timeout: 10000 });
+    await p.waitForSelector('[data-testid="catalog-entry"]:has-text("datasets") .badge:has-text("files")', { timeout: 10000 });
     await screenshot(p, 'catalog');
     await p.emulateMedia({ colorScheme: 'dark' });
     await screenshot(p, 'catalog-dark');

@@ -20,6 +20,11 @@ describe('filterCatalog', () => {
     expect(filterCatalog(all, { ...noFilter(), owner: 'local' }).map((e) => e.name)).toEqual(['lab']);
     expect(filterCatalog(all, { ...noFilter(), fits: true }, (e) => e.kind !== 'container').map((e) => e.name)).toEqual(['lab', 'sandbox']);
   });
+  it('a workspace shared without environments is a files entry', () => {
+    const withData = [...all, entry('datasets', null, false)];
+    expect(filterCatalog(withData, { ...noFilter(), kind: 'files' }).map((e) => e.name)).toEqual(['datasets']);
+    expect(filterCatalog(withData, { ...noFilter(), query: 'files' }).map((e) => e.name)).toEqual(['datasets']);
+  });
   it('filters 5,000 entries quickly enough to run on every key press', () => {
     const many = Array.from({ length: 5000 }, (_, i) => entry(`env-${i}`, 'process', i % 2 === 0));
     const index = new Map();

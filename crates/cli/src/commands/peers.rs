@@ -101,8 +101,12 @@ pub async fn catalog(c: &Client) -> anyhow::Result<()> {
                 vec![
                     owner,
                     e["workspace"].as_str().unwrap_or("").into(),
-                    e["name"].as_str().unwrap_or("").into(),
-                    e["kind"].as_str().unwrap_or("").into(),
+                    // A workspace shared without environments: files only.
+                    match e["kind"].as_str() {
+                        Some(_) => e["name"].as_str().unwrap_or("").into(),
+                        None => "-".into(),
+                    },
+                    e["kind"].as_str().unwrap_or("files").into(),
                     bytes(e["size_bytes"].as_u64().unwrap_or(0)),
                     req,
                     e["access"].as_str().unwrap_or("").into(),
