@@ -21,6 +21,9 @@ use utoipa::ToSchema;
 use crate::error::{NodeError, Result};
 use crate::{NewWorkspace, Node, lock};
 
+#[cfg(test)]
+mod tests;
+
 /// Where a clone records its source, inside the cloned workspace (never shared itself).
 const ORIGIN_FILE: &str = ".aienv/origin.json";
 /// The jobs of this node, kept so a restart can say what was interrupted.
@@ -705,7 +708,9 @@ fn durable(dir: &Path) -> std::io::Result<()> {
 }
 
 fn read_origin(dir: &Path) -> Option<Origin> {
-    serde_json::from_slice(&std::fs::read(dir.join(ORIGIN_FILE)).ok()?).ok()
+    // Read as a stream: the record holds the whole file list.
+    let file = std::fs::File::open(dir.join(ORIGIN_FILE)).ok()?;
+    serde_json::from_reader(std::io::BufReader::with_capacity(256 * 1024, file)).ok()
 }
 
 fn is_empty_dir(p: &Path) -> bool {

@@ -157,23 +157,56 @@ async fn fetch_manifest(
             .unwrap_or(body);
         return Err(peer(format!("{status}: {msg}")));
     }
-    let mut body = Vec::new();
+    // Parsed as it arrives: a list of hundreds of thousands of entries is never also held as
+    // one JSON text.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
+    let parser = tokio::task::spawn_blocking(move || {
+        let input = io::BufReader::with_capacity(
+            256 * 1024,
+            ChannelReader {
+                rx,
+                buf: Vec::new(),
+                at: 0,
+            },
+        );
+        serde_json::from_reader::<_, FileManifest>(input)
+    });
+    let mut received = 0usize;
     let mut first_chunk: Option<Instant> = None;
-    while let Some(chunk) = res.chunk().await.map_err(|e| peer(e.to_string()))? {
+    let mut failed = None;
+    loop {
+        let chunk = match res.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) => {
+                failed = Some(peer(e.to_string()));
+                break;
+            }
+        };
         first_chunk.get_or_insert_with(Instant::now);
-        if body.len() + chunk.len() > MAX_MANIFEST_BYTES {
-            return Err(TransferError::Hostile(format!(
+        received += chunk.len();
+        if received > MAX_MANIFEST_BYTES {
+            failed = Some(TransferError::Hostile(format!(
                 "the file list is larger than {MAX_MANIFEST_BYTES} bytes"
             )));
+            break;
         }
-        body.extend_from_slice(&chunk);
+        // The parser stopped (the text is not a list): its error says why.
+        if tx.send(chunk.to_vec()).is_err() {
+            break;
+        }
     }
+    drop(tx);
+    let parsed = parser.await.expect("list parser");
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let m = parsed
+        .map_err(|e| TransferError::Hostile(format!("the file list cannot be read ({e})")))?;
     // Timed from the first byte, so the peer's indexing time does not count as a slow link.
     let rate = first_chunk
-        .filter(|_| body.len() >= 512 * 1024)
-        .map(|t| body.len() as f64 / t.elapsed().as_secs_f64().max(1e-6));
-    let m = serde_json::from_slice(&body)
-        .map_err(|e| TransferError::Hostile(format!("the file list cannot be read ({e})")))?;
+        .filter(|_| received >= 512 * 1024)
+        .map(|t| received as f64 / t.elapsed().as_secs_f64().max(1e-6));
     Ok((m, rate))
 }
 
