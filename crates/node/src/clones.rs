@@ -708,9 +708,7 @@ fn durable(dir: &Path) -> std::io::Result<()> {
 }
 
 fn read_origin(dir: &Path) -> Option<Origin> {
-    // Read as a stream: the record holds the whole file list.
-    let file = std::fs::File::open(dir.join(ORIGIN_FILE)).ok()?;
-    serde_json::from_reader(std::io::BufReader::with_capacity(256 * 1024, file)).ok()
+    serde_json::from_slice(&std::fs::read(dir.join(ORIGIN_FILE)).ok()?).ok()
 }
 
 fn is_empty_dir(p: &Path) -> bool {
