@@ -620,7 +620,8 @@ fn pull_in_place(
     write_origin(&file, origin).map_err(|e| io(format!("cannot write {}", file.display()), e))?;
     tracing::debug!("pull: origin written");
     let marker = staging.join(APPLYING);
-    std::fs::write(&marker, b"").map_err(|e| io(format!("cannot write {}", marker.display()), e))?;
+    std::fs::write(&marker, b"")
+        .map_err(|e| io(format!("cannot write {}", marker.display()), e))?;
     durable(staging).map_err(|e| {
         io(
             format!("cannot flush the pull in {} to disk", staging.display()),
@@ -674,10 +675,10 @@ fn apply_staged(
         .parent()
         .map_or(Ok(()), std::fs::create_dir_all)
         .and_then(|()| std::fs::rename(&from, &to));
-    moved.map_err(|e| TransferError::io(format!("cannot record the pull in {}", to.display()), e))?;
-    durable(target).map_err(|e| {
-        TransferError::io(format!("cannot flush {} to disk", target.display()), e)
-    })?;
+    moved
+        .map_err(|e| TransferError::io(format!("cannot record the pull in {}", to.display()), e))?;
+    durable(target)
+        .map_err(|e| TransferError::io(format!("cannot flush {} to disk", target.display()), e))?;
     let _ = std::fs::remove_dir_all(staging);
     Ok(applied.kept)
 }

@@ -148,7 +148,11 @@ fn walk(
         skipped,
         ..
     } = walk;
-    tracing::debug!(pending = pending.len(), entries = entries.len(), "index: walked");
+    tracing::debug!(
+        pending = pending.len(),
+        entries = entries.len(),
+        "index: walked"
+    );
     hash_all(&mut entries, &pending, cache)?;
     tracing::debug!("index: hashed");
     let (files, bytes) = entries.iter().fold((0, 0), |(n, b), e| match e.kind {

@@ -167,9 +167,15 @@ fn edits_made_in_the_clone_are_never_lost() {
         said.contains("src/train.py was edited here and the source changed it too: your copy is kept as train.py.local-20251126-221000"),
         "{said}"
     );
-    assert!(said.contains("kept src/util.py: the source removed it, but it was edited here"), "{said}");
+    assert!(
+        said.contains("kept src/util.py: the source removed it, but it was edited here"),
+        "{said}"
+    );
     assert!(said.contains("kept the folder data/old"), "{said}");
-    assert!(!said.contains("notes.txt"), "an edit nobody else touched is not news: {said}");
+    assert!(
+        !said.contains("notes.txt"),
+        "an edit nobody else touched is not news: {said}"
+    );
 }
 
 #[test]
@@ -181,15 +187,15 @@ fn an_apply_stopped_half_way_finishes_when_run_again() {
     let after = list(&s.source);
     stage(&s.source, &s.staging, &s.before, &after);
     // The first attempt moved one file and removed one, then the machine went down.
-    fs::rename(
-        s.staging.join("src/train.py"),
-        s.clone.join("src/train.py"),
-    )
-    .unwrap();
+    fs::rename(s.staging.join("src/train.py"), s.clone.join("src/train.py")).unwrap();
     fs::remove_file(s.clone.join("notes.txt")).unwrap();
 
     let applied = apply(&s.clone, &s.staging, &s.before, &after, "X").unwrap();
-    assert!(applied.kept.is_empty(), "what the first attempt did is not an edit: {:?}", applied.kept);
+    assert!(
+        applied.kept.is_empty(),
+        "what the first attempt did is not an edit: {:?}",
+        applied.kept
+    );
     assert_eq!(list(&s.clone).revision, after.revision);
     // And once more: nothing left to do, nothing changes.
     let again = apply(&s.clone, &s.staging, &s.before, &after, "X").unwrap();

@@ -18,7 +18,6 @@ use axum::routing::{get, post};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-
 fn file(path: &str, content: &[u8]) -> FileEntry {
     FileEntry {
         path: path.into(),

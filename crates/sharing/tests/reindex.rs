@@ -21,7 +21,11 @@ fn tree() -> tempfile::TempDir {
     let r = d.path().join("ws");
     write(&r, "aienv.toml", "[workspace]\nname = \"x\"\n");
     for i in 0..20 {
-        write(&r, &format!("venv/lib/pkg{i}/__init__.py"), &format!("v = {i}\n"));
+        write(
+            &r,
+            &format!("venv/lib/pkg{i}/__init__.py"),
+            &format!("v = {i}\n"),
+        );
     }
     write(&r, "models/w.bin", "weights");
     write(&r, "src/deep/er/train.py", "print(1)\n");
@@ -46,7 +50,10 @@ fn edits_are_seen_and_only_changed_paths_are_read() {
     let first = list();
     assert_eq!(first.entries, full(&root).entries);
     // Nothing changed: the same list, not a new walk.
-    assert!(Arc::ptr_eq(&first, &list()), "an unchanged share is not walked again");
+    assert!(
+        Arc::ptr_eq(&first, &list()),
+        "an unchanged share is not walked again"
+    );
 
     // Edits all over the tree, listed at once (no pause: the barrier makes them count).
     write(&root, "src/deep/er/train.py", "print(2)\n");
@@ -58,10 +65,17 @@ fn edits_are_seen_and_only_changed_paths_are_read() {
     fs::remove_file(root.join("models/w.bin")).unwrap();
     let second = list();
     let walked = full(&root);
-    assert_eq!(second.entries, walked.entries, "the kept list is the walked list");
+    assert_eq!(
+        second.entries, walked.entries,
+        "the kept list is the walked list"
+    );
     assert_eq!(second.revision, walked.revision);
     // The hard link's first name went: its other name is now the file.
-    let w2 = second.entries.iter().find(|e| e.path == "models/w2.bin").unwrap();
+    let w2 = second
+        .entries
+        .iter()
+        .find(|e| e.path == "models/w2.bin")
+        .unwrap();
     assert!(matches!(w2.kind, EntryKind::File { .. }), "{w2:?}");
 }
 
@@ -70,7 +84,11 @@ fn the_watcher_names_the_paths_that_changed() {
     let d = tree();
     let root = d.path().join("ws");
     let watch = ShareWatch::start(&root, &d.path().join("scratch"));
-    assert_eq!(watch.take(), Changes::Everything, "the first list walks it all");
+    assert_eq!(
+        watch.take(),
+        Changes::Everything,
+        "the first list walks it all"
+    );
     assert_eq!(watch.take(), Changes::Paths(Default::default()));
     write(&root, "venv/lib/pkg1/__init__.py", "changed\n");
     write(&root, "new/folder/x", "x");
@@ -80,7 +98,10 @@ fn the_watcher_names_the_paths_that_changed() {
     for p in ["venv/lib/pkg1/__init__.py", "new"] {
         assert!(changed.contains(p), "{p:?} in {changed:?}");
     }
-    assert!(!changed.iter().any(|p| p.starts_with("models")), "{changed:?}");
+    assert!(
+        !changed.iter().any(|p| p.starts_with("models")),
+        "{changed:?}"
+    );
     watch.forget();
     assert_eq!(watch.take(), Changes::Everything, "after a failed index");
 }
@@ -112,7 +133,11 @@ fn a_reindex_looks_at_the_named_paths_and_takes_the_rest_as_they_were() {
     let filter = Filter::new(&root, &Sharing::default()).unwrap();
     let cache = HashCache::default();
     let before = index(&root, "ws", &filter, &cache).unwrap();
-    write(&root, "venv/lib/pkg1/__init__.py", "edited, but not named\n");
+    write(
+        &root,
+        "venv/lib/pkg1/__init__.py",
+        "edited, but not named\n",
+    );
     write(&root, "src/deep/er/train.py", "print('named')\n");
     write(&root, "src/deep/er/other.py", "not named either\n");
     write(&root, "src/deep/er/later.py", "new, named\n");
@@ -142,7 +167,10 @@ fn a_reindex_looks_at_the_named_paths_and_takes_the_rest_as_they_were() {
         kind(&before, "src/deep/er/train.py")
     );
     assert!(
-        after.entries.iter().all(|e| e.path != "src/deep/er/other.py"),
+        after
+            .entries
+            .iter()
+            .all(|e| e.path != "src/deep/er/other.py"),
         "a name not named is not looked for"
     );
     for p in ["src/deep/er/later.py", "moved/in/deep.txt"] {
@@ -151,7 +179,8 @@ fn a_reindex_looks_at_the_named_paths_and_takes_the_rest_as_they_were() {
     // The whole list is still in walk order (a full walk of the same tree, less other.py).
     let mut walked = full(&root).entries;
     walked.retain(|e| e.path != "src/deep/er/other.py");
-    let paths = |v: &[aienv_sharing::FileEntry]| v.iter().map(|e| e.path.clone()).collect::<Vec<_>>();
+    let paths =
+        |v: &[aienv_sharing::FileEntry]| v.iter().map(|e| e.path.clone()).collect::<Vec<_>>();
     assert_eq!(paths(&after.entries), paths(&walked));
     let nothing = Default::default();
     assert!(

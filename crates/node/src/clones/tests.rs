@@ -27,7 +27,12 @@ fn origin(manifest: FileManifest) -> Origin {
 }
 
 fn cp(from: &Path, to: &Path) {
-    let ok = std::process::Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
+    let ok = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
     assert!(ok.success());
 }
 
@@ -55,7 +60,10 @@ async fn a_pull_stopped_while_applying_is_finished_when_the_node_starts() {
     let staging = staging_for(&target);
     std::fs::create_dir_all(staging.join("code")).unwrap();
     std::fs::create_dir_all(staging.join(".aienv")).unwrap();
-    cp(&source.join("code/train.py"), &staging.join("code/train.py"));
+    cp(
+        &source.join("code/train.py"),
+        &staging.join("code/train.py"),
+    );
     cp(&source.join("code/moved.py"), &target.join("code/moved.py"));
     write_origin(&staging.join(ORIGIN_FILE), &origin(after.clone())).unwrap();
     std::fs::write(staging.join(APPLYING), b"").unwrap();
@@ -86,9 +94,20 @@ async fn a_pull_stopped_while_applying_is_finished_when_the_node_starts() {
 
     let job = node.clone_job("j1").unwrap();
     assert_eq!(job.state, CloneState::Done, "{job:?}");
-    assert!(job.notes.iter().any(|n| n.contains("finished when the node started again")), "{job:?}");
-    assert_eq!(std::fs::read_to_string(target.join("code/train.py")).unwrap(), "v2\n");
-    assert_eq!(std::fs::read_to_string(target.join("code/moved.py")).unwrap(), "v2\n");
+    assert!(
+        job.notes
+            .iter()
+            .any(|n| n.contains("finished when the node started again")),
+        "{job:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("code/train.py")).unwrap(),
+        "v2\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("code/moved.py")).unwrap(),
+        "v2\n"
+    );
     assert!(!staging.exists(), "staging is gone");
     assert!(
         job.notes.len() == 1,
@@ -97,5 +116,8 @@ async fn a_pull_stopped_while_applying_is_finished_when_the_node_starts() {
     );
     let recorded: Origin =
         serde_json::from_slice(&std::fs::read(target.join(ORIGIN_FILE)).unwrap()).unwrap();
-    assert_eq!(recorded.manifest.revision, after.revision, "the clone records the new list");
+    assert_eq!(
+        recorded.manifest.revision, after.revision,
+        "the clone records the new list"
+    );
 }

@@ -188,7 +188,12 @@ impl Apply<'_> {
 
     /// Removes what the source removed at `path`; an edit made here stays (in place, or beside
     /// it when the source needs the name for something else).
-    fn remove(&mut self, path: &str, before: &EntryKind, name_needed: bool) -> Result<(), TransferError> {
+    fn remove(
+        &mut self,
+        path: &str,
+        before: &EntryKind,
+        name_needed: bool,
+    ) -> Result<(), TransferError> {
         let p = self.target.join(path);
         let Ok(meta) = std::fs::symlink_metadata(&p) else {
             return Ok(()); // Gone already.
@@ -217,8 +222,9 @@ impl Apply<'_> {
         if name_needed {
             self.keep_aside(path, "the source replaced it")
         } else {
-            self.kept
-                .push(format!("kept {path}: the source removed it, but it was edited here"));
+            self.kept.push(format!(
+                "kept {path}: the source removed it, but it was edited here"
+            ));
             Ok(())
         }
     }
@@ -230,7 +236,9 @@ impl Apply<'_> {
         if std::fs::symlink_metadata(&p).is_err() {
             return Ok(());
         }
-        if self.unchanged_here(path, before) && !std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+        if self.unchanged_here(path, before)
+            && !std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir())
+        {
             return std::fs::remove_file(&p).map_err(|err| io_err("remove", &p, err));
         }
         self.keep_aside(path, "the source changed it too")
@@ -241,7 +249,10 @@ impl Apply<'_> {
         let p = self.target.join(path);
         let aside = free_name(&p, self.stamp);
         std::fs::rename(&p, &aside).map_err(|err| io_err("keep aside", &p, err))?;
-        let name = aside.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = aside
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         self.kept.push(format!(
             "{path} was edited here and {why}: your copy is kept as {name}"
         ));
@@ -253,7 +264,9 @@ impl Apply<'_> {
 /// here since the last pull.
 fn move_into_place(staged: &Path, p: &Path) -> Result<(), TransferError> {
     match std::fs::rename(staged, p) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound && p.parent().is_some_and(|d| !d.exists()) => {
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound && p.parent().is_some_and(|d| !d.exists()) =>
+        {
             let dir = p.parent().expect("checked");
             std::fs::create_dir_all(dir).map_err(|err| io_err("create", dir, err))?;
             std::fs::rename(staged, p).map_err(|err| io_err("move into place", p, err))
@@ -263,7 +276,10 @@ fn move_into_place(staged: &Path, p: &Path) -> Result<(), TransferError> {
 }
 
 fn free_name(p: &Path, stamp: &str) -> PathBuf {
-    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut candidate = p.with_file_name(format!("{name}.local-{stamp}"));
     let mut n = 2;
     while std::fs::symlink_metadata(&candidate).is_ok() {

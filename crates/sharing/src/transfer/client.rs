@@ -252,8 +252,9 @@ fn prepare_pull(
             && made.insert(parent)
         {
             let dir = staging.join(parent);
-            std::fs::create_dir_all(&dir)
-                .map_err(|err| TransferError::io(format!("cannot create {}", dir.display()), err))?;
+            std::fs::create_dir_all(&dir).map_err(|err| {
+                TransferError::io(format!("cannot create {}", dir.display()), err)
+            })?;
         }
         fetch.push(i);
     }
