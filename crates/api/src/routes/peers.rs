@@ -78,16 +78,44 @@ pub async fn files(
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     // Streamed from the node's one copy of the list: a list of hundreds of thousands of entries
-    // is never also held as one JSON text.
-    let m = blocking(move || node.file_manifest(&workspace)).await?;
+    // is never also held as one JSON text. Its length is counted first (a second pass over the
+    // list, ~10 ms for 28,000 entries) so the receiver can hold it in one buffer of the right
+    // size instead of one that doubles as it grows (measured: 63 MB for a 35 MB list).
+    let (m, len) = blocking(move || {
+        let m = node.file_manifest(&workspace)?;
+        let mut count = ByteCount(0);
+        serde_json::to_writer(&mut count, &*m).expect("a file list serialises");
+        Ok((m, count.0))
+    })
+    .await?;
     let body = super::transfer::body_from_writer(move |out| {
         serde_json::to_writer(out, &*m).map_err(std::io::Error::other)
     });
     Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/json".to_string(),
+            ),
+            (axum::http::header::CONTENT_LENGTH, len.to_string()),
+        ],
         body,
     )
         .into_response())
+}
+
+/// A writer that only counts what it is given.
+struct ByteCount(u64);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Discovery diagnostics: interfaces, packets sent and received, drops by reason, static peers,
