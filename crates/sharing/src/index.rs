@@ -153,7 +153,7 @@ fn walk(
         entries = entries.len(),
         "index: walked"
     );
-    hash_all(&mut entries, &pending, cache)?;
+    hash_all(root, &mut entries, &pending, cache)?;
     tracing::debug!("index: hashed");
     let (files, bytes) = entries.iter().fold((0, 0), |(n, b), e| match e.kind {
         EntryKind::File { size, .. } => (n + 1, b + size),
@@ -174,7 +174,6 @@ fn walk(
 /// A file waiting for its hash: where it is in `entries`, and its identity for the cache.
 struct Pending {
     at: usize,
-    path: PathBuf,
     key: FileId,
 }
 
@@ -294,7 +293,6 @@ impl Walk<'_> {
             }
             self.pending.push(Pending {
                 at: self.entries.len(),
-                path,
                 key,
             });
             self.entries.push(FileEntry {
@@ -315,7 +313,12 @@ impl Walk<'_> {
 }
 
 /// Fills in the hashes, on every core, reading only files the cache does not vouch for.
-fn hash_all(entries: &mut [FileEntry], pending: &[Pending], cache: &HashCache) -> io::Result<()> {
+fn hash_all(
+    root: &Path,
+    entries: &mut [FileEntry],
+    pending: &[Pending],
+    cache: &HashCache,
+) -> io::Result<()> {
     // Decided under the lock, without copying the cache (it holds an entry per file).
     let todo: Vec<&Pending> = {
         let known = cache
@@ -346,7 +349,7 @@ fn hash_all(entries: &mut [FileEntry], pending: &[Pending], cache: &HashCache) -
                         let Some(p) = todo.get(i) else {
                             return Ok(done);
                         };
-                        done.push((p.at, hash_file(&p.path)?));
+                        done.push((p.at, hash_file(&root.join(&entries[p.at].path))?));
                     }
                 })
             })
@@ -356,16 +359,24 @@ fn hash_all(entries: &mut [FileEntry], pending: &[Pending], cache: &HashCache) -
             .map(|w| w.join().expect("hash worker"))
             .collect()
     });
-    let mut fresh = HashMap::new();
+    // Written straight into the entries (no map of fresh hashes beside them); a flag per entry
+    // says which got one.
+    let mut fresh = vec![false; entries.len()];
     for r in results {
-        for (at, hash) in r? {
-            fresh.insert(at, hash);
+        for (at, h) in r? {
+            if let EntryKind::File { hash, .. } = &mut entries[at].kind {
+                *hash = h;
+                fresh[at] = true;
+            }
         }
     }
     let mut cache_map = cache
         .known
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Room for every file at once: growing by doubling would hold the old table and the new.
+    let known = cache_map.len();
+    cache_map.reserve(pending.len().saturating_sub(known));
     for p in pending {
         if let EntryKind::File {
             size,
@@ -374,11 +385,10 @@ fn hash_all(entries: &mut [FileEntry], pending: &[Pending], cache: &HashCache) -
             ..
         } = &mut entries[p.at].kind
         {
-            if let Some(h) = fresh
-                .remove(&p.at)
-                .or_else(|| cache_map.get(&p.key).map(|(_, _, h)| *h))
+            if !fresh[p.at]
+                && let Some((_, _, h)) = cache_map.get(&p.key)
             {
-                *hash = h;
+                *hash = *h;
             }
             cache_map.insert(p.key, (*size, *mtime_ns, *hash));
         }
@@ -395,14 +405,21 @@ pub fn hash_file(path: &Path) -> io::Result<ContentHash> {
 
 fn revision(entries: &[FileEntry]) -> String {
     // Every field of every entry, tagged and length-prefixed so that no two lists hash alike.
-    // Gathered into one buffer first: one large update hashes far faster than many small ones
-    // (this runs on every new file list of a share).
-    let mut buf: Vec<u8> = Vec::with_capacity(entries.len() * 128);
+    // Gathered into a buffer hashed a megabyte at a time: large updates hash far faster than many
+    // small ones (this runs on every new file list of a share), and one buffer for the whole
+    // list would cost 25 MB for 200,000 entries.
+    const FLUSH_AT: usize = 1 << 20;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_AT + 4096);
     let text = |buf: &mut Vec<u8>, s: &str| {
         buf.extend_from_slice(&(s.len() as u64).to_le_bytes());
         buf.extend_from_slice(s.as_bytes());
     };
     for e in entries {
+        if buf.len() >= FLUSH_AT {
+            hasher.update(&buf);
+            buf.clear();
+        }
         text(&mut buf, &e.path);
         match &e.kind {
             EntryKind::Dir { mode } => {
@@ -431,7 +448,8 @@ fn revision(entries: &[FileEntry]) -> String {
             }
         }
     }
-    blake3::hash(&buf).to_hex()[..16].to_string()
+    hasher.update(&buf);
+    hasher.finalize().to_hex()[..16].to_string()
 }
 
 #[cfg(unix)]
