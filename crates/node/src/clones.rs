@@ -555,10 +555,7 @@ fn put_in_place(
     origin: &Origin,
 ) -> std::result::Result<(), TransferError> {
     let io = |what: String, e: std::io::Error| TransferError::io(what, e);
-    let file = staging.join(ORIGIN_FILE);
-    std::fs::create_dir_all(file.parent().expect("origin has a parent"))
-        .map_err(|e| io(format!("cannot create {}", file.display()), e))?;
-    write_origin(&file, origin).map_err(|e| io(format!("cannot write {}", file.display()), e))?;
+    record_origin(staging, origin)?;
     durable(staging).map_err(|e| {
         io(
             format!("cannot flush the clone in {} to disk", staging.display()),
@@ -614,11 +611,7 @@ fn pull_in_place(
     origin: &Origin,
 ) -> std::result::Result<Vec<String>, TransferError> {
     let io = |what: String, e: std::io::Error| TransferError::io(what, e);
-    let file = staging.join(ORIGIN_FILE);
-    std::fs::create_dir_all(file.parent().expect("origin has a parent"))
-        .map_err(|e| io(format!("cannot create {}", file.display()), e))?;
-    write_origin(&file, origin).map_err(|e| io(format!("cannot write {}", file.display()), e))?;
-    tracing::debug!("pull: origin written");
+    record_origin(staging, origin)?;
     let marker = staging.join(APPLYING);
     std::fs::write(&marker, b"")
         .map_err(|e| io(format!("cannot write {}", marker.display()), e))?;
@@ -641,7 +634,7 @@ fn apply_pending(
     }
     let (Some(before), Some(after)) = (read_origin(target), read_origin(staging)) else {
         return Err(TransferError::Peer(format!(
-            "the pull being applied in {} lacks its file lists",
+            "the pull being applied in {} lacks its file lists; remove that folder and pull again",
             staging.display()
         )));
     };
@@ -667,9 +660,7 @@ fn apply_staged(
     after: &FileManifest,
 ) -> std::result::Result<Vec<String>, TransferError> {
     let stamp = aienv_sharing::transfer::apply::stamp(SystemTime::now());
-    tracing::debug!("pull: durable");
     let applied = aienv_sharing::transfer::apply::apply(target, staging, before, after, &stamp)?;
-    tracing::debug!("pull: applied");
     let (from, to) = (staging.join(ORIGIN_FILE), target.join(ORIGIN_FILE));
     let moved = to
         .parent()
@@ -681,6 +672,14 @@ fn apply_staged(
         .map_err(|e| TransferError::io(format!("cannot flush {} to disk", target.display()), e))?;
     let _ = std::fs::remove_dir_all(staging);
     Ok(applied.kept)
+}
+
+/// Writes `origin` into `dir`'s `.aienv/origin.json`.
+fn record_origin(dir: &Path, origin: &Origin) -> std::result::Result<(), TransferError> {
+    let file = dir.join(ORIGIN_FILE);
+    std::fs::create_dir_all(file.parent().expect("origin has a parent"))
+        .and_then(|()| write_origin(&file, origin))
+        .map_err(|e| TransferError::io(format!("cannot write {}", file.display()), e))
 }
 
 fn write_origin(file: &Path, origin: &Origin) -> std::io::Result<()> {

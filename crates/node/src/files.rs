@@ -12,9 +12,6 @@ use aienv_sharing::transfer::StreamRequest;
 use crate::error::{NodeError, Result};
 use crate::{Node, lock};
 
-/// How long a file list stays good for stream requests that name its revision.
-const REUSE_FOR: std::time::Duration = std::time::Duration::from_secs(30);
-
 impl Node {
     /// Indexes a shared workspace: every entry a clone recreates, with content hashes. Only
     /// folders a watcher saw change since the last list are read again, and only changed files
@@ -49,7 +46,6 @@ impl Node {
             }
             share.clone()
         };
-        tracing::debug!("share: filter and manifest view ready");
         // The filter follows the manifest's sharing section; a new one means a full walk.
         let filter_key = format!("{:?}", (&manifest.sharing, manifest.shared_paths()));
         let m = share
@@ -67,9 +63,6 @@ impl Node {
                 )
             })?;
         tracing::debug!(entries = m.entries.len(), "share: file list made");
-        // Kept for the stream request that follows; the same copy is handed to the API to send.
-        lock(&self.inner.last_manifests)
-            .insert(w.id.clone(), (m.clone(), std::time::Instant::now()));
         Ok(m)
     }
 }
@@ -78,7 +71,6 @@ impl Node {
     /// Stops watching a workspace that is no longer shared (or registered).
     pub(crate) fn forget_share_index(&self, id: &str) {
         lock(&self.inner.share_indexes).remove(id);
-        lock(&self.inner.last_manifests).remove(id);
     }
 
     /// What to send for a stream request: the workspace root, the current manifest, and the
@@ -92,10 +84,10 @@ impl Node {
         // The file list the requester just fetched is usually the last one made: reuse it
         // rather than walk the tree again. Files written since are caught when sent.
         let w = self.workspace(ws)?;
-        let recent = lock(&self.inner.last_manifests)
-            .get(&w.id)
-            .filter(|(m, at)| m.revision == req.revision && at.elapsed() < REUSE_FOR)
-            .map(|(m, _)| m.clone());
+        let share = lock(&self.inner.share_indexes).get(&w.id).cloned();
+        let recent = share
+            .and_then(|share| share.last())
+            .filter(|m| m.revision == req.revision);
         let m = match recent {
             Some(m) => m,
             None => self.file_manifest(ws)?,

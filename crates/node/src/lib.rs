@@ -67,10 +67,6 @@ struct Inner {
     sizes: aienv_sharing::SizeCache,
     /// Shared workspaces' file lists, kept current by a watcher each (by workspace id).
     share_indexes: Mutex<std::collections::HashMap<String, Arc<aienv_sharing::ShareIndex>>>,
-    /// The last file list made of each shared workspace, and when: stream requests reuse it.
-    last_manifests: Mutex<
-        std::collections::HashMap<String, (Arc<aienv_sharing::FileManifest>, std::time::Instant)>,
-    >,
     /// Clone jobs by id (finished ones too), and the cancel handles of running ones.
     clones: Mutex<std::collections::HashMap<String, aienv_core::clone::CloneJob>>,
     running_clones: Mutex<std::collections::HashMap<String, clones::Running>>,
@@ -135,7 +131,6 @@ impl Node {
                 sizes: aienv_sharing::SizeCache::default(),
                 share_indexes: Mutex::new(Default::default()),
                 clones: Mutex::new(Default::default()),
-                last_manifests: Mutex::new(Default::default()),
                 running_clones: Mutex::new(Default::default()),
                 runs: Mutex::new(Default::default()),
                 live_runs: Mutex::new(Default::default()),

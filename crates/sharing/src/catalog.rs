@@ -245,22 +245,22 @@ fn push_entries(out: &mut Vec<CatalogEntry>, list: &ShareList, local: bool, url:
         url,
     };
     for w in &list.workspaces {
-        if w.environments.is_empty() {
-            out.push(CatalogEntry {
-                owner: owner.clone(),
-                workspace_id: w.id.clone(),
-                workspace: w.name.clone(),
-                workspace_description: w.description.clone(),
-                access: w.access,
-                size_bytes: w.size_bytes,
-                name: w.name.clone(),
-                kind: None,
-                description: w.description.clone(),
-                requires: Requirements::default(),
-                fallback: None,
-                tools: Vec::new(),
-            });
-        }
+        // The workspace itself: its entry when it shares no environments, and what every
+        // environment's entry starts from.
+        let files = CatalogEntry {
+            owner: owner.clone(),
+            workspace_id: w.id.clone(),
+            workspace: w.name.clone(),
+            workspace_description: w.description.clone(),
+            access: w.access,
+            size_bytes: w.size_bytes,
+            name: w.name.clone(),
+            kind: None,
+            description: w.description.clone(),
+            requires: Requirements::default(),
+            fallback: None,
+            tools: Vec::new(),
+        };
         for e in &w.environments {
             let SharedEnvironment {
                 name,
@@ -271,19 +271,17 @@ fn push_entries(out: &mut Vec<CatalogEntry>, list: &ShareList, local: bool, url:
                 tools,
             } = e.clone();
             out.push(CatalogEntry {
-                owner: owner.clone(),
-                workspace_id: w.id.clone(),
-                workspace: w.name.clone(),
-                workspace_description: w.description.clone(),
-                access: w.access,
-                size_bytes: w.size_bytes,
                 name,
                 kind: Some(kind),
                 description,
                 requires,
                 fallback,
                 tools,
+                ..files.clone()
             });
+        }
+        if w.environments.is_empty() {
+            out.push(files);
         }
     }
 }

@@ -16,7 +16,7 @@ pub use reuse::reindex;
 
 use std::collections::HashMap;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -148,13 +148,7 @@ fn walk(
         skipped,
         ..
     } = walk;
-    tracing::debug!(
-        pending = pending.len(),
-        entries = entries.len(),
-        "index: walked"
-    );
     hash_all(root, &mut entries, &pending, cache)?;
-    tracing::debug!("index: hashed");
     let (files, bytes) = entries.iter().fold((0, 0), |(n, b), e| match e.kind {
         EntryKind::File { size, .. } => (n + 1, b + size),
         _ => (n, b),
@@ -225,11 +219,11 @@ impl Walk<'_> {
 
     /// Reads a folder from disk.
     fn dir(&mut self, dir: &Path, rel: &str) -> io::Result<()> {
-        let mut names: Vec<(std::ffi::OsString, PathBuf)> = std::fs::read_dir(dir)?
-            .map(|e| e.map(|e| (e.file_name(), e.path())))
+        let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(dir)?
+            .map(|e| e.map(|e| e.file_name()))
             .collect::<Result<_, _>>()?;
-        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (name, _) in names {
+        names.sort_unstable();
+        for name in names {
             let Some(name) = name.to_str() else {
                 // Not UTF-8: it could not be named in the manifest; leave it out and count it.
                 self.skipped += 1;
@@ -301,8 +295,7 @@ impl Walk<'_> {
                     size: meta.len(),
                     mode: mode(&meta),
                     mtime_ns: mtime_ns(&meta),
-                    // Filled in by `hash_all`.
-                    hash: ContentHash::of(b""),
+                    hash: ContentHash::UNKNOWN, // Filled in by `hash_all`.
                 },
             });
         } else {

@@ -9,6 +9,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct ContentHash(blake3::Hash);
 
 impl ContentHash {
+    /// A stand-in until a file's content is hashed (no content has it).
+    pub(crate) const UNKNOWN: ContentHash = ContentHash(blake3::Hash::from_bytes([0; 32]));
+
     /// The hash of `bytes`.
     pub fn of(bytes: &[u8]) -> ContentHash {
         ContentHash(blake3::hash(bytes))

@@ -34,6 +34,13 @@ impl ShareIndex {
         &self.root
     }
 
+    /// The last list made, without looking for changes (a stream request names the revision
+    /// of the list its sender just fetched).
+    pub fn last(&self) -> Option<Arc<FileManifest>> {
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.as_ref().map(|(_, m)| m.clone())
+    }
+
     /// The current file list. `filter_key` identifies `filter` (another key walks everything
     /// again: the exclusions changed). `finish` adjusts a new list before it is kept (the
     /// sender's substitutes); a list from the folders that changed gets it again.
@@ -62,7 +69,6 @@ impl ShareIndex {
             _ => index(&self.root, workspace_id, filter, &self.cache),
         };
         let mut m = made.inspect_err(|_| self.watch.forget())?;
-        tracing::debug!("share: listed");
         finish(&mut m);
         let m = Arc::new(m);
         *last = Some((filter_key.to_string(), m.clone()));
