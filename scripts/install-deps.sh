@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages that building and testing aienv need, on Debian/Ubuntu, and makes
-# sure `uv` (the Python package manager the Python environments use) is on PATH.
+# sure `uv` (the Python package manager the Python environments use, and which runs Schemathesis
+# for scripts/schemathesis.sh) and `cargo deny` (the dependency policy check, deny.toml) are there.
 # Elsewhere it prints what to install. Idempotent: packages already present are skipped.
 #
 #   scripts/install-deps.sh            engine + tests + desktop build (WebKitGTK) + runtime tests
@@ -26,6 +27,10 @@ PKGS=(build-essential pkg-config libssl-dev iproute2
 # conflicts with Debian's npm): ask apt only for what is missing as a command.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
+# Python 3 with pip installs uv when it is missing (below), and scripts/schemathesis.sh uses it;
+# a Python of pyenv's or another is as good as Debian's.
+command -v python3 >/dev/null 2>&1 || PKGS+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || PKGS+=(python3-pip)
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "install-deps: cargo is missing; install Rust from https://rustup.rs (stable, 1.89 or newer)" >&2
@@ -40,7 +45,9 @@ ensure_uv() {
       return 1
     fi
     echo "install-deps: installing uv from PyPI (python3 -m pip install uv)"
-    if ! PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check uv; then
+    # Debian's own Python refuses pip installs (PEP 668) unless told; uv is one static binary.
+    if ! PIP_ROOT_USER_ACTION=ignore PIP_BREAK_SYSTEM_PACKAGES=1 \
+      python3 -m pip install --quiet --disable-pip-version-check uv; then
       echo "install-deps: 'python3 -m pip install uv' failed; install uv by hand (https://docs.astral.sh/uv/)" >&2
       return 1
     fi
@@ -57,10 +64,20 @@ ensure_uv() {
   echo "install-deps: uv at $(command -v uv) ($(uv --version 2>/dev/null || echo 'version unknown'))"
 }
 
+# cargo-deny: present, or built from crates.io (a few minutes, once).
+ensure_cargo_deny() {
+  if ! cargo deny --version >/dev/null 2>&1; then
+    echo "install-deps: installing cargo-deny (cargo install --locked cargo-deny)"
+    cargo install --locked cargo-deny
+  fi
+  echo "install-deps: $(cargo deny --version)"
+}
+
 if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-query >/dev/null 2>&1; then
   echo "install-deps: not a Debian-like system; install the equivalents of: ${PKGS[*]}" >&2
   echo "  (macOS needs only Xcode's command line tools; Windows needs WebView2, present on Windows 11)" >&2
   ensure_uv || true
+  ensure_cargo_deny
   exit 0
 fi
 
@@ -95,3 +112,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 ensure_uv
+ensure_cargo_deny

@@ -37,6 +37,20 @@ cargo fmt --all -- --check
 step "cargo clippy (engine and desktop) -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "cargo deny (deny.toml): licenses, bans (no wildcards), sources (crates.io only), advisories"
+cargo deny --locked check --hide-inclusion-graph bans licenses sources
+# The RustSec advisory database is a git repository on GitHub, which not every machine that runs
+# this can reach: checked when it can be fetched (or against a copy fetched before), else said.
+advisory_db=https://github.com/RustSec/advisory-db
+if GIT_TERMINAL_PROMPT=0 timeout 30 git ls-remote --exit-code "$advisory_db" HEAD >/dev/null 2>&1; then
+  cargo deny --locked check --hide-inclusion-graph advisories
+elif compgen -G "${CARGO_HOME:-$HOME/.cargo}/advisory-dbs/advisory-db-*/crates" >/dev/null; then
+  echo "(cannot reach $advisory_db: checking advisories against the copy fetched before, which may be out of date)"
+  cargo deny --locked --offline check --hide-inclusion-graph advisories
+else
+  echo "(advisories NOT checked: the RustSec advisory database ($advisory_db) cannot be fetched from this machine, and no copy was fetched before)"
+fi
+
 step "build the aienv binary the end-to-end tests start"
 cargo build --locked -p aienv-cli
 
@@ -52,6 +66,9 @@ else
   echo "(cargo-nextest not found: using cargo test)"
   cargo test --workspace --locked --no-fail-fast
 fi
+
+step "API fuzzing: Schemathesis against a live node (no 5xx; every answer as the OpenAPI document says)"
+scripts/schemathesis.sh
 
 step "web UI end-to-end: real nodes, real Chromium (screenshots in ui/test-results/screens/)"
 npm --prefix ui run --silent test:e2e

@@ -41,7 +41,7 @@ fn pair() -> Pair {
     std::fs::write(ws.join(".env"), "HF_TOKEN=secret\n").unwrap();
     // An environment, so the clone has one to fit to this machine.
     ok(&src, &["env", "add", "proj", "train", "--kind", "process"]);
-    ok(&src, &["share", "proj"]);
+    ok(&src, &["share", "proj", "--access", "open"]);
     dst.wait_for_catalog("proj");
     Pair {
         src,
@@ -551,7 +551,7 @@ fn a_workspace_shared_without_environments_is_in_the_catalog_and_clones() {
     let ws = tmp.path().join("datasets");
     ok(&src, &["workspace", "create", ws.to_str().unwrap()]);
     std::fs::write(ws.join("labels.csv"), "id,label\n1,cat\n").unwrap();
-    ok(&src, &["share", "datasets"]);
+    ok(&src, &["share", "datasets", "--access", "open"]);
     dst.wait_for_catalog("datasets");
     let catalog = dst.json(&["catalog"]);
     let entry = &catalog.as_array().unwrap()[0];

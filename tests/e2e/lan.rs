@@ -58,8 +58,8 @@ async fn nodes_find_each_other_and_notice_goodbyes_crashes_and_restarts() {
     assert_eq!(beta["via"], "multicast");
     assert_eq!(
         beta["url"],
-        nodes[1].url.as_str(),
-        "the address is beta's API"
+        nodes[1].url.replace("http://", "https://").as_str(),
+        "the address is beta's API, over TLS"
     );
 
     // A clean stop: gone at once from the others (goodbye), with an event.

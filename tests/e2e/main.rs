@@ -7,6 +7,7 @@ mod clone; // cloning between real nodes: verified, incremental, resumed, cancel
 mod desktop; // the desktop app under Xvfb: its window, its node, attaching to a running node, a clean quit
 mod lan; // discovery between real nodes on 127.0.0.1: join, goodbye, crash, restart, catalog, static peers
 mod netns; // three hosts in network namespaces on a bridge: discovery, catalog, a host cut off and back
-mod runs; // process runs: a cloned JupyterLab, failures, restarts, logs over the WebSocket
+mod runs;
+mod security; // share access (token, approve), audit log, pinned TLS, impostors, API key, secret scan // process runs: a cloned JupyterLab, failures, restarts, logs over the WebSocket
 mod serve; // starting, stopping and refusing to start: ports, data dirs, registries
 mod workspaces; // CRUD through the CLI and HTTP, and hand edits seen live over the WebSocket

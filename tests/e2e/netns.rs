@@ -264,12 +264,21 @@ fn three_hosts_find_each_other_share_and_notice_a_host_cut_off_and_back() {
         );
     }
 
-    // host2 clones it across the bridge: the files arrive verified and the clone is registered.
+    // host2 clones it across the bridge, over TLS, with a token host1 made (the default access):
+    // the files arrive verified and the clone is registered.
     std::fs::write(ws.join("data.bin"), vec![5u8; 3_000_000]).unwrap();
     let target = lab._tmp.path().join("host2-clone");
+    let token = lab.json(0, &["share", "token", "create", "shared-ws"]);
     let job = lab.json(
         1,
-        &["clone", "host1/shared-ws", "--to", target.to_str().unwrap()],
+        &[
+            "clone",
+            "host1/shared-ws",
+            "--to",
+            target.to_str().unwrap(),
+            "--token",
+            token["secret"].as_str().unwrap(),
+        ],
     );
     assert_eq!(job["state"], "done", "{job}");
     assert_eq!(

@@ -56,6 +56,10 @@ impl From<NodeError> for ApiError {
             }
             NodeError::InvalidManifest(_) => StatusCode::UNPROCESSABLE_ENTITY,
             NodeError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            NodeError::Denied { code, .. } => match *code {
+                "token_required" | "approval_required" => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::FORBIDDEN,
+            },
             NodeError::Run(r) => match r {
                 RunError::NotFit(_) | RunError::PortTaken(_) => StatusCode::CONFLICT,
                 RunError::Image(_)
@@ -182,4 +186,79 @@ pub async fn shape_bare_errors(req: Request, next: axum::middleware::Next) -> Re
         _ => status.canonical_reason().unwrap_or("error").to_string(),
     };
     ApiError::new(status, code_for(status), message).into_response()
+}
+
+/// Documents the answers an operation gives before its handler runs, wherever it can give them:
+/// a JSON body ([`Body`]) is refused when it is not JSON (400), not sent as JSON (415), of the
+/// wrong shape (422) or too large (413); any body when it is too large (413) or, as text, not
+/// UTF-8 (400); query parameters when they are missing or malformed (400). What an operation
+/// documents itself is kept.
+pub(crate) fn document_request_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+
+    for item in doc.paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            let body = op.request_body.as_ref();
+            let json = body.is_some_and(|b| b.content.contains_key("application/json"));
+            let query = op
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| p.parameter_in == ParameterIn::Query);
+            let too_large = format!(
+                "the body is larger than the limit ({} bytes)",
+                crate::MAX_BODY_BYTES
+            );
+            let mut errors: Vec<(&str, &str)> = Vec::new();
+            if json {
+                errors.extend([
+                    ("400", "the body is not valid JSON"),
+                    ("413", too_large.as_str()),
+                    (
+                        "415",
+                        "the body is not sent with `Content-Type: application/json`",
+                    ),
+                    (
+                        "422",
+                        "the body is JSON of the wrong shape (a missing, unknown or mistyped field)",
+                    ),
+                ]);
+            } else if body.is_some() {
+                errors.extend([
+                    ("400", "the body is not UTF-8 text"),
+                    ("413", too_large.as_str()),
+                ]);
+            }
+            if query {
+                errors.push(("400", "a query parameter is missing or malformed"));
+            }
+            for (status, description) in errors {
+                op.responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| error_response(description).into());
+            }
+        }
+    }
+}
+
+/// A response with an [`ErrorBody`].
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
 }

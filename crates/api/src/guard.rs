@@ -12,8 +12,58 @@ use crate::error::ApiError;
 
 /// API paths that answer without a key: health checks must work before a client has one.
 /// Everything outside `/api/` (the web UI's files) is open too: the page is what asks for the key,
-/// and it holds nothing secret.
+/// and it holds nothing secret. The peer routes ([`is_peer_path`]) have their own rules: each
+/// share's access mode.
 const OPEN_PATHS: &[&str] = &["/api/v1/health"];
+
+/// What peers call: the share list and, per share, its files, stream, images and access
+/// requests. Peers do not hold the user's API key; shares are guarded by their access mode
+/// (open, token, approve) instead, and, from other machines, only over TLS.
+pub fn is_peer_path(path: &str) -> bool {
+    path == "/api/v1/shares" || path.starts_with("/api/v1/shares/")
+}
+
+/// Whether the request came over TLS (absent for in-process callers, which have no socket).
+#[derive(Debug, Clone, Copy)]
+pub struct Transport {
+    pub tls: bool,
+}
+
+/// Makes the connection's facts available the usual way: `ConnectInfo<SocketAddr>` for the
+/// address, [`Transport`] for TLS.
+pub async fn transport(mut req: Request, next: Next) -> Response {
+    if let Some(ConnectInfo(conn)) = req.extensions().get::<ConnectInfo<crate::Conn>>().copied() {
+        req.extensions_mut().insert(ConnectInfo(conn.addr));
+        req.extensions_mut().insert(Transport { tls: conn.tls });
+    }
+    next.run(req).await
+}
+
+/// Peers on other machines must use TLS for the peer routes (plain HTTP would carry share
+/// tokens and files in the clear), unless the node is configured with `plain_peers = true`.
+/// This machine's own clients may use plain HTTP: loopback never leaves it.
+pub async fn peers_over_tls(
+    State(plain_allowed): State<bool>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let plain = req.extensions().get::<Transport>().is_some_and(|t| !t.tls);
+    let remote = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|ConnectInfo(a)| !a.ip().is_loopback());
+    if plain && remote && !plain_allowed && is_peer_path(req.uri().path()) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "tls_required",
+            "shares are served to other machines over TLS only: connect with https:// (aienv \
+             nodes do this by themselves), or set `plain_peers = true` on both nodes to allow \
+             plain HTTP on a network you trust",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
 
 /// Refuses requests from outside the LAN. Requests that did not come over a socket (in-process
 /// callers such as the desktop shell, router tests) carry no address and pass.
@@ -44,7 +94,8 @@ pub async fn api_key(
     let Some(key) = key else {
         return next.run(req).await;
     };
-    if OPEN_PATHS.contains(&req.uri().path()) || !req.uri().path().starts_with("/api/") {
+    let path = req.uri().path();
+    if OPEN_PATHS.contains(&path) || !path.starts_with("/api/") || is_peer_path(path) {
         return next.run(req).await;
     }
     let header = req

@@ -8,11 +8,12 @@
 
 mod error;
 mod guard;
+mod limit;
+mod listener;
 mod origin;
 mod routes;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, ErrorBody};
 pub use guard::is_lan;
+pub use listener::{Conn, PeerListener};
 
 /// The largest request body the API takes. The biggest legitimate one is a manifest (1 MiB).
 pub const MAX_BODY_BYTES: usize = 2 << 20;
@@ -53,6 +55,8 @@ fn router_with_ui(node: Node, ui: Router) -> Router {
     let (api, doc) = api_routes().split_for_parts();
     let doc = Arc::new(doc);
     let key: Option<Arc<str>> = node.config().api_key.as_deref().map(Arc::from);
+    let limits = limit::layer(key.clone());
+    let plain_peers = node.config().plain_peers;
     Router::new()
         .merge(api.with_state(node))
         .route(
@@ -72,8 +76,14 @@ fn router_with_ui(node: Node, ui: Router) -> Router {
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(key, guard::api_key))
+        .layer(axum::middleware::from_fn_with_state(
+            plain_peers,
+            guard::peers_over_tls,
+        ))
         .layer(axum::middleware::from_fn(origin::same_origin))
         .layer(axum::middleware::from_fn(guard::lan_only))
+        .layer(limits)
+        .layer(axum::middleware::from_fn(guard::transport))
 }
 
 /// The OpenAPI document, as `/api/v1/openapi.json` serves it.
@@ -82,16 +92,24 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn api_routes() -> OpenApiRouter<Node> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", routes::api())
+    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", routes::api());
+    error::document_request_errors(api.get_openapi_mut());
+    api
 }
 
-/// Serves the router on `listener` until `shutdown` completes.
+/// Serves the router on `listener` until `shutdown` completes: plain HTTP for this machine's
+/// clients, and TLS with the node's certificate for peers, on the same port.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     node: Node,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(node).into_make_service_with_connect_info::<SocketAddr>();
+    let tls = node
+        .identity()
+        .server_config()
+        .map_err(|e| std::io::Error::other(format!("cannot set up TLS: {e}")))?;
+    let listener = PeerListener::new(listener, Some(tls));
+    let app = router(node).into_make_service_with_connect_info::<Conn>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

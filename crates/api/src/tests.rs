@@ -390,34 +390,114 @@ async fn the_manifest_text_can_be_read_and_replaced() {
 }
 
 #[tokio::test]
-async fn every_route_but_health_requires_the_api_key_when_one_is_set() {
+async fn every_route_but_health_and_the_peer_routes_requires_the_api_key() {
     let f = fixture_with(Some("s3cret"));
     let doc = serde_json::to_value(crate::openapi()).unwrap();
-    let paths: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
+    let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() >= 8, "the document lists the routes: {paths:?}");
-    for path in &paths {
-        let concrete = path.replace("{id}", "alpha").replace("{name}", "x");
-        let got = f.call(Method::GET, &concrete, None).await;
-        if path == "/api/v1/health" {
-            assert_eq!(got.0, StatusCode::OK);
-        } else {
-            assert_error(&got, StatusCode::UNAUTHORIZED, "unauthorized");
+    // Every operation of the document, so that a new route cannot be forgotten.
+    let mut checked = 0;
+    for (path, ops) in paths {
+        let concrete = concrete_path(path);
+        for method in ops.as_object().unwrap().keys() {
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            for key in [None, Some("Bearer nope")] {
+                let mut req = Request::builder().method(method.clone()).uri(&concrete);
+                if let Some(k) = key {
+                    req = req.header(header::AUTHORIZATION, k);
+                }
+                let got = f.send(req.body(Body::empty()).unwrap()).await;
+                if path == "/api/v1/health" {
+                    assert_eq!(got.0, StatusCode::OK);
+                } else if crate::guard::is_peer_path(&concrete) {
+                    // Guarded by each share's access mode instead (tested with real nodes).
+                    assert_ne!(
+                        got.1["error"]["code"], "unauthorized",
+                        "{method} {path}: {got:?}"
+                    );
+                } else {
+                    assert_eq!(got.0, StatusCode::UNAUTHORIZED, "{method} {path}: {got:?}");
+                    assert_eq!(got.1["error"]["code"], "unauthorized", "{method} {path}");
+                }
+                checked += 1;
+            }
         }
     }
-    let wrong = Request::get("/api/v1/workspaces")
-        .header(header::AUTHORIZATION, "Bearer nope")
-        .body(Body::empty())
-        .unwrap();
-    assert_error(
-        &f.send(wrong).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-    );
+    assert!(checked >= 60, "every operation was tried ({checked})");
     let right = Request::get("/api/v1/workspaces")
         .header(header::AUTHORIZATION, "Bearer s3cret")
         .body(Body::empty())
         .unwrap();
     assert_eq!(f.send(right).await.0, StatusCode::OK);
+    // The peer routes' exemption cannot be stretched to other routes by path tricks.
+    for trick in [
+        "/api/v1/shares/../workspaces",
+        "/api/v1/shares/%2e%2e/workspaces",
+        "/api/v1/shares/..%2F..%2Fworkspaces/files",
+        "/api/v1/shares//../../settings",
+    ] {
+        let got = f.call(Method::GET, trick, None).await;
+        assert!(
+            got.0 == StatusCode::NOT_FOUND || got.0 == StatusCode::UNAUTHORIZED,
+            "{trick}: {got:?}"
+        );
+        assert!(
+            got.1.get("error").is_some(),
+            "{trick} answers an error: {got:?}"
+        );
+    }
+}
+
+/// A documented path with its parameters filled in.
+fn concrete_path(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').unwrap() + start;
+        out.push_str(if &rest[start..=end] == "{address}" {
+            "127.0.0.1:9"
+        } else {
+            "alpha"
+        });
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test]
+async fn peer_routes_from_other_machines_need_tls() {
+    let f = fixture();
+    for (addr, tls, ok) in [
+        ("192.168.1.5:5000", false, false),
+        ("192.168.1.5:5000", true, true),
+        ("127.0.0.1:5000", false, true),
+    ] {
+        let mut req = Request::get("/api/v1/shares").body(Body::empty()).unwrap();
+        req.extensions_mut().insert(ConnectInfo(crate::Conn {
+            addr: addr.parse().unwrap(),
+            tls,
+        }));
+        let got = f.send(req).await;
+        if ok {
+            assert_eq!(got.0, StatusCode::OK, "{addr} tls={tls}: {got:?}");
+        } else {
+            assert_error(&got, StatusCode::FORBIDDEN, "tls_required");
+            let msg = got.1["error"]["message"].as_str().unwrap();
+            assert!(
+                msg.contains("https://") && msg.contains("plain_peers"),
+                "{msg}"
+            );
+        }
+    }
+    // Other routes (the UI from another machine of the LAN) are not concerned.
+    let mut req = Request::get("/api/v1/health").body(Body::empty()).unwrap();
+    req.extensions_mut().insert(ConnectInfo(crate::Conn {
+        addr: "192.168.1.5:5000".parse().unwrap(),
+        tls: false,
+    }));
+    assert_eq!(f.send(req).await.0, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -508,6 +588,7 @@ fn blake3_hex(bytes: &[u8]) -> String {
         .to_hex()
 }
 
+mod limit;
 mod openapi_file;
 mod origin;
 mod settings;

@@ -66,14 +66,30 @@ enum Command {
     Discovery(commands::peers::DiscoveryCmd),
     /// Share a workspace with the peers of the LAN (secrets and caches stay home); with --env,
     /// only those environments, with the projects and files they use.
+    #[command(args_conflicts_with_subcommands = true)]
     Share {
-        workspace: String,
-        /// Who may clone it.
+        #[arg(required = true)]
+        workspace: Option<String>,
+        /// Who may clone it: any peer (open), peers with a token you make (token, the
+        /// default), or peers you approve one by one (approve).
         #[arg(long, value_parser = ["open", "token", "approve"])]
         access: Option<String>,
         /// Share this environment (repeatable); without it, the whole workspace.
         #[arg(long = "env", value_name = "ENV")]
         envs: Vec<String>,
+        /// Share even if files look like secrets (the warning is printed all the same).
+        #[arg(long)]
+        yes: bool,
+        #[command(subcommand)]
+        command: Option<ShareCmd>,
+    },
+    /// Access requests to your shares with `access = "approve"`: list, approve, deny.
+    #[command(subcommand)]
+    Access(commands::access::AccessCmd),
+    /// What peers asked of this node's shares, and whether they got it (newest first).
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
     },
     /// Stop sharing a workspace, or (with --env) some of its environments.
     Unshare {
@@ -101,6 +117,13 @@ enum Command {
     Resources,
 }
 
+#[derive(Debug, Subcommand)]
+enum ShareCmd {
+    /// Share tokens: create, list, revoke (for shares with `access = "token"`).
+    #[command(subcommand)]
+    Token(commands::access::TokenCmd),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -125,12 +148,24 @@ fn main() -> ExitCode {
                     Command::Catalog => commands::peers::catalog(&client).await,
                     Command::Discovery(cmd) => cmd.run(&client).await,
                     Command::Share {
+                        command: Some(ShareCmd::Token(cmd)),
+                        ..
+                    } => cmd.run(&client).await,
+                    Command::Share {
                         workspace,
                         access,
                         envs,
-                    } => commands::workspace::share(&client, &workspace, true, access, envs).await,
+                        yes,
+                        command: None,
+                    } => {
+                        let ws = workspace.unwrap_or_default();
+                        commands::workspace::share(&client, &ws, true, access, envs, yes).await
+                    }
+                    Command::Access(cmd) => cmd.run(&client).await,
+                    Command::Audit { limit } => commands::access::audit(&client, limit).await,
                     Command::Unshare { workspace, envs } => {
-                        commands::workspace::share(&client, &workspace, false, None, envs).await
+                        commands::workspace::share(&client, &workspace, false, None, envs, false)
+                            .await
                     }
                     Command::Clone(args) => commands::clone::clone(&client, args).await,
                     Command::Pull(args) => commands::clone::pull(&client, args).await,

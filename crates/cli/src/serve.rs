@@ -28,6 +28,13 @@ pub struct ServeArgs {
     /// Discovery multicast group and port (all nodes of a LAN must agree).
     #[arg(long, env = "AIENV_DISCOVERY_GROUP", value_name = "GROUP:PORT")]
     discovery_group: Option<std::net::SocketAddrV4>,
+    /// Talk to peers and serve them over plain HTTP, without TLS or pinned certificates. Only on
+    /// a network you trust (both nodes need it).
+    #[arg(long, env = "AIENV_PLAIN_PEERS")]
+    plain_peers: bool,
+    /// Seconds an access request to a share with `access = "approve"` waits for your answer.
+    #[arg(long, env = "AIENV_APPROVE_TIMEOUT", value_name = "SECONDS")]
+    approve_timeout: Option<u64>,
 }
 
 pub async fn run(
@@ -49,6 +56,8 @@ pub async fn run(
         api_key,
         discovery_group: args.discovery_group,
         static_peers: None,
+        plain_peers: args.plain_peers.then_some(true),
+        approve_timeout_s: args.approve_timeout,
     };
     // Before reading config.toml from it: an unusable data dir gets its own clear message.
     aienv_node::create_data_dir(&data_dir)?;

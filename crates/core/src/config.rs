@@ -33,7 +33,15 @@ pub struct Config {
     pub discovery_group: SocketAddrV4,
     /// Peers reached by address (HOST:PORT) rather than multicast, from the config file.
     pub static_peers: Vec<String>,
+    /// Talk to peers, and serve them, over plain HTTP (no TLS, no pinned certificates). Only for
+    /// networks the user trusts, or to measure what TLS costs.
+    pub plain_peers: bool,
+    /// How long a request to clone a share with `access = "approve"` waits for the owner.
+    pub approve_timeout_s: u64,
 }
+
+/// How long an access request waits for the owner's answer by default.
+pub const DEFAULT_APPROVE_TIMEOUT_S: u64 = 120;
 
 /// One layer of settings; `None` leaves the value of the layer below.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -45,6 +53,8 @@ pub struct Settings {
     pub api_key: Option<String>,
     pub discovery_group: Option<SocketAddrV4>,
     pub static_peers: Option<Vec<String>>,
+    pub plain_peers: Option<bool>,
+    pub approve_timeout_s: Option<u64>,
 }
 
 impl Settings {
@@ -108,6 +118,12 @@ impl Config {
                 .or(file.discovery_group)
                 .unwrap_or(DEFAULT_DISCOVERY_GROUP),
             static_peers: over.static_peers.or(file.static_peers).unwrap_or_default(),
+            plain_peers: over.plain_peers.or(file.plain_peers).unwrap_or(false),
+            approve_timeout_s: over
+                .approve_timeout_s
+                .or(file.approve_timeout_s)
+                .unwrap_or(DEFAULT_APPROVE_TIMEOUT_S)
+                .max(1),
         }
     }
 }

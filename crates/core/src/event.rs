@@ -44,6 +44,17 @@ pub enum Event {
     RunChanged { run: Run },
     /// New lines in a run's log (sent in batches, a few times a second at most).
     RunLog { log: LogLines },
+    /// A peer asks for access to a share with `access = "approve"`: the owner answers with
+    /// `POST /access-requests/{id}` before `request.expires_ms`.
+    AccessRequested {
+        request: crate::access::AccessRequest,
+    },
+    /// An access request was answered (or timed out: `approved` false, `timed_out` true).
+    AccessDecided {
+        request: crate::access::AccessRequest,
+        approved: bool,
+        timed_out: bool,
+    },
     /// The catalog changed: the environments `owner_id` shares (this node's own when `local`).
     CatalogChanged {
         owner_id: String,

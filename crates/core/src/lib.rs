@@ -5,6 +5,7 @@
 //! This crate does no networking and depends on no other aienv crate. Start reading at
 //! [`model`], then [`manifest`] (parse, validate, edit) and [`registry`] (what a node remembers).
 
+pub mod access;
 pub mod clone;
 pub mod config;
 pub mod config_edit;

@@ -72,6 +72,10 @@ pub enum Drop {
     RateLimited,
     /// The peer table is full.
     TableFull,
+    /// It claims a known peer's id with another certificate fingerprint: a forged announcement
+    /// (or a reinstalled peer, which the user re-trusts; until then its announcements are not
+    /// believed).
+    Impostor,
 }
 
 impl Datagram {

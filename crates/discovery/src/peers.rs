@@ -42,6 +42,8 @@ pub enum Observed {
     Refreshed,
     /// A newcomer, but the table is full.
     Full,
+    /// A known id with another certificate fingerprint: not believed, the entry is unchanged.
+    Impostor,
 }
 
 impl PeerTable {
@@ -77,6 +79,11 @@ impl PeerTable {
         };
         let full = self.entries.len() >= MAX_PEERS;
         match self.entries.get_mut(&d.id) {
+            // Whoever first announced an id with a certificate keeps it: another machine reusing
+            // the id cannot move the peer to its own address or change what it claims.
+            Some(e) if e.peer.fingerprint.is_some() && e.peer.fingerprint != d.fp => {
+                Observed::Impostor
+            }
             Some(e) => {
                 e.last_seen = now;
                 let since = e.peer.since_ms;
@@ -112,7 +119,16 @@ impl PeerTable {
         }
     }
 
-    pub fn goodbye(&mut self, id: &str) -> Option<PeerEvent> {
+    /// A goodbye from `id`; ignored when it comes with another certificate than the one the
+    /// peer announced (a forged goodbye would hide a live peer).
+    pub fn goodbye(&mut self, id: &str, fp: Option<&str>) -> Option<PeerEvent> {
+        if self
+            .entries
+            .get(id)
+            .is_some_and(|e| e.peer.fingerprint.is_some() && e.peer.fingerprint.as_deref() != fp)
+        {
+            return None;
+        }
         self.entries.remove(id).map(|e| PeerEvent::Left {
             peer: e.peer,
             reason: LeftReason::Goodbye,
@@ -189,14 +205,54 @@ mod tests {
             matches!(t.observe(&d("a", "2"), LO, Via::Multicast, now), Observed::Event(e) if matches!(&*e, PeerEvent::Updated(p) if p.rev == "2"))
         );
         assert!(matches!(
-            t.goodbye("a"),
+            t.goodbye("a", None),
             Some(PeerEvent::Left {
                 reason: LeftReason::Goodbye,
                 ..
             })
         ));
         assert!(t.is_empty());
-        assert_eq!(t.goodbye("a"), None, "a second goodbye changes nothing");
+        assert_eq!(
+            t.goodbye("a", None),
+            None,
+            "a second goodbye changes nothing"
+        );
+    }
+
+    #[test]
+    fn an_announcement_reusing_a_known_id_with_another_certificate_is_not_believed() {
+        let mut t = PeerTable::default();
+        let now = Instant::now();
+        let real = Datagram {
+            fp: Some("aa".into()),
+            scheme: "https".into(),
+            ..d("a", "1")
+        };
+        t.observe(&real, LO, Via::Multicast, now);
+        let elsewhere: IpAddr = "127.0.0.9".parse().unwrap();
+        let forged = Datagram {
+            fp: Some("bb".into()),
+            rev: "2".into(),
+            ..real.clone()
+        };
+        assert_eq!(
+            t.observe(&forged, elsewhere, Via::Multicast, now),
+            Observed::Impostor
+        );
+        let without = Datagram { fp: None, ..forged };
+        assert_eq!(
+            t.observe(&without, elsewhere, Via::Multicast, now),
+            Observed::Impostor
+        );
+        assert_eq!(t.peers()[0].address, LO, "the peer was not moved");
+        assert_eq!(t.peers()[0].rev, "1");
+        assert_eq!(
+            t.goodbye("a", Some("bb")),
+            None,
+            "a forged goodbye is ignored"
+        );
+        assert_eq!(t.len(), 1);
+        assert!(t.goodbye("a", Some("aa")).is_some());
     }
 
     #[test]

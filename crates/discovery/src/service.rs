@@ -286,12 +286,13 @@ impl Discovery {
             return Err(Drop::RateLimited);
         }
         let event = match d.kind {
-            Kind::Goodbye => lock(&self.inner.table).goodbye(&d.id),
+            Kind::Goodbye => lock(&self.inner.table).goodbye(&d.id, d.fp.as_deref()),
             Kind::Announce => {
                 match lock(&self.inner.table).observe(&d, from, Via::Multicast, Instant::now()) {
                     Observed::Event(e) => Some(*e),
                     Observed::Refreshed => None,
                     Observed::Full => return Err(Drop::TableFull),
+                    Observed::Impostor => return Err(Drop::Impostor),
                 }
             }
         };

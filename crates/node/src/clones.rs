@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use aienv_core::clone::{CloneJob, CloneProgress, CloneState};
 use aienv_core::peer::Peer;
@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use utoipa::ToSchema;
 
 use crate::error::{NodeError, Result};
+use crate::now_ms;
 use crate::{NewWorkspace, Node, lock};
 
 #[cfg(test)]
@@ -44,6 +45,9 @@ pub struct CloneRequest {
     /// `auto` (by the measured link speed), `on` or `off`.
     #[serde(default)]
     pub compress: Option<String>,
+    /// A share token from the owner (for a share with `access = "token"`); kept for later pulls.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 /// What a clone remembers about where it came from.
@@ -113,13 +117,10 @@ impl Node {
                     ))
                 })?;
                 let peer = self.find_peer(peer)?;
-                let list = aienv_sharing::fetch_shares(
-                    &aienv_sharing::peer_client(),
-                    &peer.url,
-                    Some(&peer.id),
-                )
-                .await
-                .map_err(|e| NodeError::NotFound(e.to_string()))?;
+                let list =
+                    aienv_sharing::fetch_shares(&self.peer_http(&peer)?, &peer.url, Some(&peer.id))
+                        .await
+                        .map_err(|e| NodeError::NotFound(e.to_string()))?;
                 let w = list
                     .workspaces
                     .iter()
@@ -150,6 +151,9 @@ impl Node {
                         "{} already exists and is not a clone of {source}; choose another folder with --to",
                         target.display()
                     )));
+                }
+                if let Some(token) = req.token.as_deref().filter(|t| !t.is_empty()) {
+                    self.hold_token(&peer.id, &w.id, token.trim());
                 }
                 (peer, w.id.clone(), w.name.clone(), target, previous_same)
             }
@@ -211,7 +215,18 @@ impl Node {
         Ok(job)
     }
 
-    fn find_peer(&self, key: &str) -> Result<Peer> {
+    /// Shows `text` in a running job's notes (the final notes replace it).
+    fn note(&self, id: &str, text: String) {
+        let job = lock(&self.inner.clones).get_mut(id).map(|j| {
+            j.notes.push(text);
+            j.clone()
+        });
+        if let Some(job) = job {
+            self.emit(Event::CloneProgress { job });
+        }
+    }
+
+    pub(crate) fn find_peer(&self, key: &str) -> Result<Peer> {
         let peers = self.peers();
         let found: Vec<&Peer> = peers
             .iter()
@@ -265,7 +280,9 @@ impl Node {
             Err(e) => {
                 let (state, message) = match &e {
                     TransferError::Cancelled => (CloneState::Cancelled, e.to_string()),
-                    TransferError::Hostile(_) => (CloneState::Failed, e.to_string()),
+                    TransferError::Hostile(_) | TransferError::Denied { .. } => {
+                        (CloneState::Failed, e.to_string())
+                    }
                     _ => (
                         CloneState::Failed,
                         format!("{e}; run the same clone again to resume where it stopped"),
@@ -318,8 +335,11 @@ impl Node {
         }
         let previous = read_origin(&job.target).map(|o| Arc::new(o.manifest));
         tracing::debug!(elapsed = ?t.elapsed(), "clone: previous origin read");
-        let http = aienv_sharing::peer_client();
+        let http = self
+            .peer_http(peer)
+            .map_err(|e| TransferError::Peer(e.to_string()))?;
         let mut attempts = 0;
+        let mut asked = false;
         let manifest = loop {
             attempts += 1;
             // Every attempt counts from zero: what is already in staging is counted as reused.
@@ -338,10 +358,27 @@ impl Node {
                 previous: previous.as_ref().map(|m| (job.target.as_path(), m.clone())),
                 compress,
                 stall: client::STALL,
+                headers: &self.share_headers(&peer.id, &job.workspace_id),
             };
             match client::receive(&http, &spec, counters.clone(), cancelled.clone()).await {
                 Ok(m) => break m,
                 Err(TransferError::Changed) if attempts < 3 => continue,
+                // Shared on approval: ask the owner once, wait for the answer, then go on.
+                Err(TransferError::Denied { code, .. })
+                    if code == "approval_required" && !asked =>
+                {
+                    asked = true;
+                    self.note(
+                        &job.id,
+                        format!("waiting for {}'s owner to approve", peer.name),
+                    );
+                    self.ask_access(peer, &job.workspace_id)
+                        .await
+                        .map_err(|e| TransferError::Denied {
+                            code: e.code().into(),
+                            message: e.to_string(),
+                        })?;
+                }
                 Err(e) => return Err(e),
             }
         };
@@ -447,8 +484,12 @@ impl Node {
     ) -> std::result::Result<(), aienv_runtime::RunError> {
         use aienv_runtime::RunError;
         let url = format!("{}/api/v1/shares/{remote_ws}/images", peer.url);
-        let res = aienv_sharing::peer_client()
+        let http = self
+            .peer_http(peer)
+            .map_err(|e| aienv_runtime::RunError::Image(e.to_string()))?;
+        let res = http
             .get(url)
+            .headers(self.share_headers(&peer.id, remote_ws))
             .query(&[("name", image)])
             .send()
             .await
@@ -749,10 +790,4 @@ fn snapshot(c: &Counters, prev: &CloneProgress, elapsed: Duration) -> CloneProgr
         rate,
         eta_s: (rate > 0.0).then(|| bytes_total.saturating_sub(bytes_done) as f64 / rate),
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -32,6 +32,10 @@ pub enum NodeError {
     /// A run could not be planned or started (requirements, ports, engine, image, disk).
     #[error(transparent)]
     Run(#[from] aienv_runtime::RunError),
+    /// A peer may not have what it asked for (no token, a revoked one, the owner said no...), or
+    /// this node will not talk to a peer (a changed certificate, plain HTTP). `code` says which.
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
     /// Discovery could not start (a wrong interface, a UDP port taken).
     #[error("{0}")]
     Discovery(String),
@@ -56,6 +60,7 @@ impl NodeError {
             NodeError::Registry(_) => "registry",
             NodeError::Run(e) => e.code(),
             NodeError::Discovery(_) => "discovery",
+            NodeError::Denied { code, .. } => code,
             NodeError::Io { .. } => "io_error",
         }
     }

@@ -1,5 +1,7 @@
 //! Projects and environments of a workspace: each change is an edit of its `aienv.toml`.
 
+use std::path::Path;
+
 use aienv_core::{Environment, Project, Workspace};
 
 use crate::Node;
@@ -18,9 +20,16 @@ impl Node {
             .ok_or_else(|| missing("project", name, &w))
     }
 
-    /// Adds a project to the manifest and creates its folder if it does not exist yet.
+    /// Adds a project to the manifest and creates its folder if it does not exist yet. A path
+    /// where no folder can be made (a file is there) is refused before anything is written.
     pub fn add_project(&self, ws: &str, project: Project) -> Result<Project> {
-        let w = self.edit_manifest(ws, |doc| Ok(doc.add_project(&project)?))?;
+        let root = self.workspace(ws)?.path;
+        let w = self.edit_manifest(ws, |doc| {
+            doc.add_project(&project)?;
+            // The rules first: a path outside the workspace is refused as such, unlooked at.
+            doc.validated()?;
+            refuse_non_folder(&root.join(project.dir()))
+        })?;
         let dir = w.path.join(project.dir());
         std::fs::create_dir_all(&dir).map_err(|e| {
             NodeError::io(
@@ -79,6 +88,33 @@ impl Node {
         self.edit_manifest(ws, |doc| Ok(doc.remove_environment(name)?))?;
         Ok(env)
     }
+}
+
+/// Refuses a project folder that cannot be made because something other than a folder (a
+/// file, a dangling link) is at its path or at a folder on the way to it.
+fn refuse_non_folder(dir: &Path) -> Result<()> {
+    let mut at = dir.to_path_buf();
+    while std::fs::symlink_metadata(&at).is_err() {
+        if !at.pop() {
+            return Ok(());
+        }
+    }
+    if at.is_dir() {
+        return Ok(());
+    }
+    Err(NodeError::Exists(if at == dir {
+        format!(
+            "{} exists and is not a folder; give the project another path",
+            dir.display()
+        )
+    } else {
+        format!(
+            "{} is not a folder, so the project's folder {} cannot be made; give the project \
+             another path",
+            at.display(),
+            dir.display()
+        )
+    }))
 }
 
 /// The manifest in effect, or why there is none.

@@ -9,6 +9,7 @@
 //! Depends on `aienv-core` only. Start reading at [`Node::start`], then `workspaces.rs` (the
 //! registry operations), `items.rs` (projects and environments) and `reload.rs` (hand edits).
 
+mod access;
 mod adopted;
 mod catalog_fit;
 mod clones;
@@ -19,6 +20,7 @@ mod instance;
 mod items;
 mod online;
 mod pause;
+mod peer_access;
 mod reload;
 mod runs;
 mod settings;
@@ -37,15 +39,17 @@ use aienv_core::watch::ManifestWatcher;
 use aienv_core::{Event, Workspace};
 use tokio::sync::broadcast;
 
+pub use access::Requester;
 pub use adopted::WorkspaceProposal;
 pub use aienv_discovery::Status as DiscoveryStatus;
 pub use aienv_runtime::RunError;
-pub use aienv_sharing::{CatalogEntry, FileManifest, ShareList};
+pub use aienv_sharing::{CatalogEntry, FileManifest, SecretFinding, ShareList};
 pub use catalog_fit::{CatalogItem, FitSummary};
 pub use clones::CloneRequest;
 pub use datadir::{NODE_FILE, NodeRecord, create as create_data_dir, read_record};
 pub use error::{NodeError, Result};
 pub use online::DiscoveryReport;
+pub use peer_access::{NODE_ID_HEADER, NODE_NAME_HEADER, TOKEN_HEADER};
 pub use settings::{ConfigFileSettings, NodeSettings, SettingsPatch, SettingsUpdate};
 pub use workspaces::{NewWorkspace, WorkspacePatch};
 
@@ -63,6 +67,16 @@ struct Inner {
     config: Config,
     /// What peers know this node by (see `instance.rs`).
     instance_id: String,
+    /// This node's certificate (peers pin its fingerprint).
+    identity: aienv_trust::Identity,
+    /// Clients for peers, pinned to their certificates; the catalog uses the same ones.
+    peer_clients: Arc<aienv_trust::PeerClients>,
+    /// Share tokens this node made for its own shares, and those it holds for peers' shares.
+    tokens: aienv_trust::Tokens,
+    held_tokens: peer_access::HeldTokens,
+    audit: aienv_trust::Audit,
+    /// Access requests waiting for the owner's answer.
+    approvals: Mutex<access::Pending>,
     catalog: aienv_sharing::Catalog,
     sizes: aienv_sharing::SizeCache,
     /// Shared workspaces' file lists, kept current by a watcher each (by workspace id).
@@ -106,6 +120,9 @@ struct Inner {
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct NodeInfo {
     pub name: String,
+    /// SHA-256 of this node's TLS certificate: what peers pin. Compare it with what a peer shows
+    /// before trusting a changed certificate.
+    pub fingerprint: String,
     pub version: String,
     pub uptime_s: u64,
     pub workspaces: usize,
@@ -122,12 +139,26 @@ impl Node {
         if let Some(warning) = &loaded.warning {
             tracing::warn!("{warning}");
         }
+        let identity = aienv_trust::Identity::load_or_create(data_dir.path(), &config.name)
+            .map_err(|e| NodeError::DataDir(e.to_string()))?;
+        let tokens = aienv_trust::Tokens::load(data_dir.path())
+            .map_err(|e| NodeError::DataDir(e.to_string()))?;
+        let peer_clients = Arc::new(aienv_trust::PeerClients::new(
+            Arc::new(aienv_trust::Pins::load(data_dir.path())),
+            config.plain_peers,
+        ));
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let node = Node {
             inner: Arc::new(Inner {
+                catalog: aienv_sharing::Catalog::new(peer_clients.clone()),
+                identity,
+                peer_clients,
+                tokens,
+                held_tokens: peer_access::HeldTokens::load(data_dir.path()),
+                audit: aienv_trust::Audit::new(data_dir.path()),
+                approvals: Mutex::new(Default::default()),
                 config,
                 instance_id,
-                catalog: aienv_sharing::Catalog::new(),
                 sizes: aienv_sharing::SizeCache::default(),
                 share_indexes: Mutex::new(Default::default()),
                 clones: Mutex::new(Default::default()),
@@ -168,9 +199,15 @@ impl Node {
         &self.inner.config
     }
 
+    /// This node's TLS identity.
+    pub fn identity(&self) -> &aienv_trust::Identity {
+        &self.inner.identity
+    }
+
     pub fn info(&self) -> NodeInfo {
         NodeInfo {
             name: self.inner.config.name.clone(),
+            fingerprint: self.inner.identity.fingerprint().to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_s: self.inner.started.elapsed().as_secs(),
             workspaces: read(&self.inner.workspaces).len(),
@@ -246,6 +283,13 @@ const SETTLE: Duration = Duration::from_millis(60);
 
 // A panic while holding a lock leaves plain data behind, still consistent for our uses (every
 // update replaces whole values): keep serving rather than poisoning the whole node.
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

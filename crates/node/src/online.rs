@@ -12,7 +12,7 @@ use aienv_core::Event;
 use aienv_core::peer::Peer;
 use aienv_discovery::datagram::{Datagram, Kind, PROTOCOL};
 use aienv_discovery::{Announce, Discovery, DiscoveryConfig, PeerEvent};
-use aienv_sharing::{CatalogEntry, RemoteStatus, ShareList, ShareOwner, fetch_shares};
+use aienv_sharing::{CatalogEntry, RemoteStatus, ShareList, ShareOwner, fetch_shares_from};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -171,6 +171,15 @@ impl Node {
         }
     }
 
+    /// How peers reach this node: TLS unless configured otherwise.
+    fn scheme(&self) -> &'static str {
+        if self.inner.config.plain_peers {
+            "http"
+        } else {
+            "https"
+        }
+    }
+
     fn owner(&self) -> ShareOwner {
         ShareOwner {
             id: self.inner.instance_id.clone(),
@@ -185,8 +194,9 @@ impl Node {
             id: self.inner.instance_id.clone(),
             name: self.inner.config.name.clone(),
             port,
-            scheme: "http".into(),
-            fingerprint: None,
+            scheme: self.scheme().into(),
+            fingerprint: (!self.inner.config.plain_peers)
+                .then(|| self.inner.identity.fingerprint().to_string()),
             shared: shares.environment_count(),
             rev: shares.revision,
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -216,7 +226,7 @@ impl Node {
         }
     }
 
-    fn spawn_fetch(&self, peer: Peer) {
+    pub(crate) fn spawn_fetch(&self, peer: Peer) {
         let node = self.clone();
         tokio::spawn(async move {
             if node.inner.catalog.refresh(&peer).await {
@@ -281,38 +291,40 @@ impl Node {
     fn spawn_static_probe(&self, discovery: Discovery) {
         let node = self.downgrade();
         tokio::spawn(async move {
-            let http = aienv_sharing::peer_client();
             let mut tick = tokio::time::interval(PROBE_EVERY);
             loop {
                 tick.tick().await;
                 let Some(node) = node.upgrade() else { break };
                 let addresses = node.static_peers();
+                let (http, scheme) = (node.inner.peer_clients.first_contact(), node.scheme());
                 drop(node);
                 for address in addresses {
-                    probe(&http, &discovery, &address).await;
+                    probe(&http, scheme, &discovery, &address).await;
                 }
             }
         });
     }
 }
 
-/// Asks a static peer who it is; an answer counts as hearing its announcement.
-async fn probe(http: &reqwest::Client, discovery: &Discovery, address: &str) {
+/// Asks a static peer who it is; an answer counts as hearing its announcement. Over TLS, the
+/// certificate it answered with stands in for the fingerprint an announcement carries: it is
+/// pinned (or checked against the pin) when the catalog fetches from the peer.
+async fn probe(http: &reqwest::Client, scheme: &str, discovery: &Discovery, address: &str) {
     let Ok(Some(addr)) = tokio::net::lookup_host(address).await.map(|mut a| a.next()) else {
         tracing::debug!("static peer {address}: the name does not resolve");
         return;
     };
-    let url = aienv_discovery::peers::url("http", addr.ip(), addr.port());
-    match fetch_shares(http, &url, None).await {
-        Ok(list) => {
+    let url = aienv_discovery::peers::url(scheme, addr.ip(), addr.port());
+    match fetch_shares_from(http, &url, None).await {
+        Ok((list, fp)) => {
             let d = Datagram {
                 aienv: PROTOCOL,
                 kind: Kind::Announce,
                 id: list.node.id.clone(),
                 name: list.node.name.clone(),
                 port: addr.port(),
-                scheme: "http".into(),
-                fp: None,
+                scheme: scheme.into(),
+                fp,
                 shared: list.environment_count(),
                 rev: list.revision.clone(),
                 version: list.node.version.clone(),

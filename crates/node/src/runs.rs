@@ -6,7 +6,7 @@
 //! next start adopts them (by process group or container id, saved in `runs.json`) or marks them
 //! ended. Nothing is left that the node could not stop.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aienv_core::Event;
 use aienv_core::resources::Resources;
@@ -16,6 +16,7 @@ use aienv_runtime::plan::{self, RunPlan};
 use aienv_runtime::{RunError, fit, logs, ready};
 
 use crate::error::{NodeError, Result};
+use crate::now_ms;
 use crate::{Node, lock};
 
 /// The runs of this node, kept so a restart finds them again.
@@ -428,10 +429,4 @@ fn with_log(msg: &str, log: &std::path::Path) -> String {
     } else {
         format!("{msg}. Last lines of its log:\n{}", lines.join("\n"))
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -69,3 +69,41 @@ async fn api_edits_are_announced_once_and_hand_edits_follow() {
     }
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_whose_folder_a_file_is_in_the_way_of_is_refused_and_nothing_is_written() {
+    let data = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let node = Node::start(Config::load(data.path(), Settings::default()).unwrap()).unwrap();
+    let ws = node
+        .create_workspace(NewWorkspace {
+            path: root.path().join("w"),
+            create: true,
+            name: None,
+            description: None,
+            manifest: None,
+        })
+        .unwrap();
+    std::fs::write(ws.path.join("notes.md"), "a file\n").unwrap();
+    let file = ws.path.join("aienv.toml");
+    let before = std::fs::read_to_string(&file).unwrap();
+    for path in ["notes.md", "notes.md/deeper"] {
+        let project: aienv_core::Project =
+            serde_json::from_value(serde_json::json!({"name": "p", "path": path})).unwrap();
+        match node.add_project(&ws.id, project) {
+            Err(crate::NodeError::Exists(m)) => assert!(m.contains("not a folder"), "{m}"),
+            other => panic!("{path}: expected a refusal, got {other:?}"),
+        }
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            before,
+            "{path}: nothing written"
+        );
+    }
+    // A path that is free still works, folders on the way included.
+    let project: aienv_core::Project =
+        serde_json::from_value(serde_json::json!({"name": "p", "path": "src/p"})).unwrap();
+    node.add_project(&ws.id, project).unwrap();
+    assert!(ws.path.join("src/p").is_dir());
+    node.shutdown().await;
+}

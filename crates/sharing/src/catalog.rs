@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use aienv_core::peer::Peer;
 use aienv_core::{Access, EnvKind, Fallback, Requirements};
+use aienv_trust::PeerClients;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use utoipa::ToSchema;
@@ -71,7 +72,7 @@ pub struct RemoteStatus {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Catalog {
     inner: Arc<Inner>,
 }
@@ -80,19 +81,9 @@ pub struct Catalog {
 struct Inner {
     local: Mutex<Option<ShareList>>,
     remote: Mutex<HashMap<String, Remote>>,
-    http: reqwest::Client,
+    /// Clients pinned to each peer's certificate.
+    clients: Arc<PeerClients>,
     permits: Semaphore,
-}
-
-impl Default for Inner {
-    fn default() -> Self {
-        Inner {
-            local: Mutex::new(None),
-            remote: Mutex::new(HashMap::new()),
-            http: crate::peer_client(),
-            permits: Semaphore::new(MAX_CONCURRENT_FETCHES),
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -105,8 +96,15 @@ struct Remote {
 }
 
 impl Catalog {
-    pub fn new() -> Self {
-        Catalog::default()
+    pub fn new(clients: Arc<PeerClients>) -> Self {
+        Catalog {
+            inner: Arc::new(Inner {
+                local: Mutex::new(None),
+                remote: Mutex::new(HashMap::new()),
+                clients,
+                permits: Semaphore::new(MAX_CONCURRENT_FETCHES),
+            }),
+        }
     }
 
     /// Replaces this node's own share list; true if it changed.
@@ -200,7 +198,10 @@ impl Catalog {
             tokio::time::sleep(wait).await;
             let result = {
                 let _permit = self.inner.permits.acquire().await;
-                fetch_shares(&self.inner.http, &target.url, Some(&target.id)).await
+                match self.inner.clients.for_peer(&target) {
+                    Ok(http) => fetch_shares(&http, &target.url, Some(&target.id)).await,
+                    Err(e) => Err(FetchError::Untrusted(e.to_string())),
+                }
             };
             let mut remote = lock(&self.inner.remote);
             // The peer may have left meanwhile: then there is nothing to update.
@@ -210,7 +211,10 @@ impl Catalog {
             r.last_fetch = Some(Instant::now());
             match result {
                 Ok(list) => {
-                    changed |= r.list.as_ref() != Some(&list);
+                    // What the catalog shows changed (a first list with nothing shared does not
+                    // change it, nor does a new revision with the same workspaces).
+                    let before = r.list.as_ref().map_or(&[][..], |l| &l.workspaces[..]);
+                    changed |= before != &list.workspaces[..];
                     r.list = Some(list);
                     r.error = None;
                 }

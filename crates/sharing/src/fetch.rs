@@ -17,6 +17,9 @@ pub enum FetchError {
     Status { url: String, status: u16 },
     #[error("the peer at {url} sent a share list this node cannot read ({why})")]
     Garbage { url: String, why: String },
+    /// This node will not talk to the peer (a changed certificate, plain HTTP).
+    #[error("{0}")]
+    Untrusted(String),
     #[error("the peer at {url} answered as another node (id {got}, expected {expected})")]
     WrongNode {
         url: String,
@@ -25,32 +28,32 @@ pub enum FetchError {
     },
 }
 
-/// The HTTP client for talking to peers. Fetches are rare (on a catalog change, once a second
-/// for a static peer), so connections are not kept: an idle pooled connection per peer would
-/// cost more memory, on both sides, than everything else this node keeps about that peer.
-pub fn peer_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .connect_timeout(FETCH_TIMEOUT)
-        .build()
-        .expect("the HTTP client builds")
-}
-
 /// `GET {base}/api/v1/shares`. With `expected_id`, a list from another node is refused.
 pub async fn fetch_shares(
     http: &reqwest::Client,
     base: &str,
     expected_id: Option<&str>,
 ) -> Result<ShareList, FetchError> {
+    fetch_shares_from(http, base, expected_id)
+        .await
+        .map(|(list, _)| list)
+}
+
+/// [`fetch_shares`], and the fingerprint of the certificate it came over (when over TLS).
+pub async fn fetch_shares_from(
+    http: &reqwest::Client,
+    base: &str,
+    expected_id: Option<&str>,
+) -> Result<(ShareList, Option<String>), FetchError> {
     let url = base.trim_end_matches('/').to_string();
     let unreachable = |e: reqwest::Error| FetchError::Unreachable {
         url: url.clone(),
         why: if e.is_timeout() {
             "timed out".into()
-        } else if e.is_connect() {
-            "connection refused".into()
         } else {
-            e.to_string()
+            // Refused, reset, or a TLS handshake that failed (a certificate that is not the
+            // pinned one): the causes say which.
+            aienv_trust::describe(&e)
         },
     };
     let mut res = http
@@ -65,6 +68,7 @@ pub async fn fetch_shares(
             status: res.status().as_u16(),
         });
     }
+    let fingerprint = aienv_trust::response_fingerprint(&res);
     let mut body = Vec::new();
     while let Some(chunk) = res.chunk().await.map_err(unreachable)? {
         if body.len() + chunk.len() > MAX_SHARES_BYTES {
@@ -88,5 +92,5 @@ pub async fn fetch_shares(
             expected: expected.to_string(),
         });
     }
-    Ok(list)
+    Ok((list, fingerprint))
 }

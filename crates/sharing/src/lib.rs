@@ -9,6 +9,7 @@ mod catalog;
 pub mod exclude;
 mod fetch;
 pub mod index;
+pub mod secrets;
 pub mod shares;
 mod size;
 pub mod transfer;
@@ -16,7 +17,8 @@ pub mod watch;
 
 pub use catalog::{Catalog, CatalogEntry, MIN_REFETCH, Owner, RemoteStatus};
 pub use exclude::Filter;
-pub use fetch::{FetchError, fetch_shares, peer_client};
+pub use fetch::{FetchError, fetch_shares, fetch_shares_from};
 pub use index::{EntryKind, FileEntry, FileManifest, HashCache, ShareIndex};
+pub use secrets::SecretFinding;
 pub use shares::{ShareList, ShareOwner, SharedEnvironment, SharedWorkspace};
 pub use size::SizeCache;

@@ -65,6 +65,15 @@ fn peer(id: &str, url: &str, rev: &str) -> Peer {
     }
 }
 
+/// A catalog that talks plain HTTP (these peers are test servers without TLS).
+fn catalog() -> Catalog {
+    let pins = aienv_trust::Pins::load(std::path::Path::new("/nonexistent"));
+    Catalog::new(std::sync::Arc::new(aienv_trust::PeerClients::new(
+        std::sync::Arc::new(pins),
+        true,
+    )))
+}
+
 #[tokio::test]
 async fn a_peers_environments_join_the_catalog_and_leave_with_it() {
     let url = serve(Router::new().route(
@@ -72,7 +81,7 @@ async fn a_peers_environments_join_the_catalog_and_leave_with_it() {
         get(|| async { axum::Json(list("p1", "r1", &["nb", "serve"])) }),
     ))
     .await;
-    let catalog = Catalog::new();
+    let catalog = catalog();
     assert!(
         catalog.refresh(&peer("p1", &url, "r1")).await,
         "the first list changes the catalog"
@@ -104,7 +113,7 @@ async fn a_workspace_shared_without_environments_has_an_entry_of_its_own() {
         get(|| async { axum::Json(list("p1", "r1", &[])) }),
     ))
     .await;
-    let catalog = Catalog::new();
+    let catalog = catalog();
     catalog.refresh(&peer("p1", &url, "r1")).await;
     let entries = catalog.entries();
     assert_eq!(entries.len(), 1, "{entries:?}");
@@ -135,7 +144,7 @@ async fn slow_lying_and_garbage_peers_cannot_stall_or_poison_the_catalog() {
     ))
     .await;
 
-    let catalog = Catalog::new();
+    let catalog = catalog();
     let c = catalog.clone();
     let slow_peer = peer("slow", &slow, "r1");
     let pending = tokio::spawn(async move { c.refresh(&slow_peer).await });
@@ -181,7 +190,7 @@ async fn a_revision_that_changes_all_the_time_is_fetched_at_a_bounded_rate() {
         }),
     ))
     .await;
-    let catalog = Catalog::new();
+    let catalog = catalog();
     let started = Instant::now();
     // Announcements with a new revision every 10 ms for 2 s.
     let mut tasks = Vec::new();

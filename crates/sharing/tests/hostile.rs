@@ -110,10 +110,11 @@ async fn clone(
         previous: None,
         compress: if zstd { Compress::On } else { Compress::Off },
         stall,
+        headers: &reqwest::header::HeaderMap::new(),
     };
     let (_tx, cancel) = watch::channel(false);
     receive(
-        &aienv_sharing::peer_client(),
+        &reqwest::Client::new(),
         &spec,
         Arc::new(Counters::default()),
         cancel,

@@ -4,6 +4,57 @@
  */
 
 export interface paths {
+    "/api/v1/access-requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Access requests waiting for the owner's answer, oldest first. */
+        get: operations["pending"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/access-requests/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Approves or refuses a waiting access request. */
+        post: operations["decide"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What peers asked of this node's shares and whether they got it, newest first. */
+        get: operations["audit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/catalog": {
         parameters: {
             query?: never;
@@ -170,6 +221,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/peers/trusted": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The peers whose certificates this node pinned. */
+        get: operations["trusted"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/peers/{peer}/trust": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Trusts the certificate a peer announces now, replacing the pinned one (after the peer was
+         *     reinstalled, say). Only do this when you know why it changed.
+         */
+        post: operations["trust"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/resources": {
         parameters: {
             query?: never;
@@ -294,6 +382,26 @@ export interface paths {
         get: operations["shares"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/shares/{workspace}/access": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A peer asks for access to a share with `access = "approve"` and waits (up to the owner's
+         *     approve timeout) for the answer. A yes returns a token of its own, shown once.
+         */
+        post: operations["request"];
         delete?: never;
         options?: never;
         head?: never;
@@ -529,6 +637,61 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workspaces/{workspace}/secret-scan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The files that would be shared and look like they hold secrets (keys, tokens, passwords in
+         *     code). Front ends call it before switching sharing on, and warn.
+         */
+        post: operations["secret_scan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace}/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The workspace's share tokens (never their secrets), newest first. */
+        get: operations["list_tokens"];
+        put?: never;
+        /** Makes a share token for the workspace. Its secret is in this answer only. */
+        post: operations["create_token"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace}/tokens/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revokes a share token: peers presenting it are refused from now on. */
+        delete: operations["revoke_token"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -538,6 +701,23 @@ export interface components {
          * @enum {string}
          */
         Access: "open" | "token" | "approve";
+        /** @description A peer asks to clone a workspace and waits for the owner's answer. */
+        AccessRequest: {
+            /**
+             * Format: int64
+             * @description When it is refused if nobody answers.
+             */
+            expires_ms: number;
+            from: string;
+            id: string;
+            /** @description The id and name the peer gave (claims; `from` is the address it connected from). */
+            peer_id?: string | null;
+            peer_name?: string | null;
+            /** Format: int64 */
+            requested_ms: number;
+            workspace: string;
+            workspace_id: string;
+        };
         /** @description What one source file says about an environment. */
         Adopted: {
             environment: components["schemas"]["Environment"];
@@ -550,6 +730,22 @@ export interface components {
             notes: string[];
             /** @description Keys of the source that aienv does not act on, each with what it means for the user. */
             unsupported: string[];
+        };
+        AuditRecord: {
+            /** @description `files`, `clone`, `image`, `access_request`, `token_created`, `token_revoked`. */
+            action: string;
+            /** @description Whether it was allowed. */
+            allowed: boolean;
+            /** @description Why it was refused, which token let it in, how many bytes went out... */
+            detail?: string | null;
+            /** @description Where the request came from (`IP:PORT`), or `local` for in-process callers. */
+            from: string;
+            /** @description The node id and name the peer gave (they are claims: the address is the fact). */
+            peer_id?: string | null;
+            peer_name?: string | null;
+            /** Format: int64 */
+            time_ms: number;
+            workspace: string;
         };
         /** @description One environment in the catalog, or a workspace shared without environments. */
         CatalogEntry: {
@@ -638,6 +834,8 @@ export interface components {
             source?: string | null;
             /** @description Where the clone goes (default: `~/aienv/WORKSPACE`). Absolute. */
             to?: string | null;
+            /** @description A share token from the owner (for a share with `access = "token"`); kept for later pulls. */
+            token?: string | null;
         };
         /** @enum {string} */
         CloneState: "running" | "done" | "failed" | "cancelled" | "interrupted";
@@ -657,6 +855,9 @@ export interface components {
             /** @description "docker" or "podman". */
             name: string;
             version: string;
+        };
+        Decision: {
+            approve: boolean;
         };
         /** @description Discovery as a user debugging "why does nobody show up" needs to see it. */
         DiscoveryReport: {
@@ -833,6 +1034,16 @@ export interface components {
             /** @enum {string} */
             type: "run_log";
         } | {
+            request: components["schemas"]["AccessRequest"];
+            /** @enum {string} */
+            type: "access_requested";
+        } | {
+            approved: boolean;
+            request: components["schemas"]["AccessRequest"];
+            timed_out: boolean;
+            /** @enum {string} */
+            type: "access_decided";
+        } | {
             local: boolean;
             owner_id: string;
             owner_name: string;
@@ -956,6 +1167,19 @@ export interface components {
             line: number;
             message: string;
         };
+        /** @description A token just made: the only time its secret is known. */
+        NewToken: components["schemas"]["TokenInfo"] & {
+            secret: string;
+        };
+        NewTokenRequest: {
+            /**
+             * Format: int64
+             * @description Seconds until it stops working (none: until revoked).
+             */
+            expires_in_s?: number | null;
+            /** @description Who it is for, to recognise it in the list. */
+            label?: string | null;
+        };
         /**
          * @description A request to create a new workspace (a starter manifest is written) or to register a folder
          *     that already has one.
@@ -980,6 +1204,11 @@ export interface components {
         };
         /** @description Facts about the node for health checks and the UI. */
         NodeInfo: {
+            /**
+             * @description SHA-256 of this node's TLS certificate: what peers pin. Compare it with what a peer shows
+             *     before trusting a changed certificate.
+             */
+            fingerprint: string;
             name: string;
             /** Format: int64 */
             uptime_s: number;
@@ -1227,6 +1456,24 @@ export interface components {
             /** Format: int32 */
             processes: number;
         };
+        /** @description A line that looks like it holds a secret. */
+        SecretFinding: {
+            /**
+             * @description What it looks like ("an AWS access key", "a private key"...). The secret itself is never
+             *     repeated.
+             */
+            kind: string;
+            /**
+             * Format: int32
+             * @description 1-based.
+             */
+            line: number;
+            /** @description Relative to the workspace, `/`-separated. */
+            path: string;
+        };
+        SecretScanRequest: {
+            sharing?: null | components["schemas"]["Sharing"];
+        };
         /** @description A change of the node's settings, saved to its config file; absent fields stay as they are. */
         SettingsPatch: {
             /** @description A new API key (letters, digits, '-', '_', '.', '~'); an empty string removes it. */
@@ -1339,6 +1586,23 @@ export interface components {
             /** @description Compress the stream with zstd (worth it on links slower than zstd itself). */
             zstd?: boolean;
         };
+        /** @description What the owner sees of a token (never its secret). */
+        TokenInfo: {
+            /** Format: int64 */
+            created_ms: number;
+            /** Format: int64 */
+            expires_ms?: number | null;
+            /** @description For a grant: the peer whose request the owner approved. */
+            granted_to?: string | null;
+            /** @description Short id, for listing and revoking. */
+            id: string;
+            label?: string | null;
+            /** Format: int64 */
+            last_used_ms?: number | null;
+            /** Format: int64 */
+            revoked_ms?: number | null;
+            workspace_id: string;
+        };
         /** @description Something an environment offers a user: JupyterLab, TensorBoard, an inference endpoint. */
         Tool: {
             /** @description Command that starts the tool; may use `{port}`, `{token}`, `{host}`, `{workspace}`. */
@@ -1364,6 +1628,16 @@ export interface components {
             ready: boolean;
             /** @description The link with its token filled in. */
             url?: string | null;
+        };
+        /** @description A peer whose certificate this node has pinned. */
+        TrustedPeer: {
+            /** @description SHA-256 of its certificate, hex. */
+            fingerprint: string;
+            id: string;
+            /** @description The name it had when pinned (names are not unique; ids are). */
+            name: string;
+            /** Format: int64 */
+            since_ms: number;
         };
         /** @enum {string} */
         Via: "multicast" | "static";
@@ -1419,6 +1693,127 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    pending: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccessRequest"][];
+                };
+            };
+        };
+    };
+    decide: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the request's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Decision"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccessRequest"];
+                };
+            };
+            /** @description the body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such request waiting */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than the limit (2097152 bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent with `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is JSON of the wrong shape (a missing, unknown or mistyped field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    audit: {
+        parameters: {
+            query?: {
+                /** @description At most this many records (default 200, at most 10000). */
+                limit?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditRecord"][];
+                };
+            };
+            /** @description a query parameter is missing or malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     catalog: {
         parameters: {
             query?: never;
@@ -1478,6 +1873,15 @@ export interface operations {
                     "application/json": components["schemas"]["CloneJob"];
                 };
             };
+            /** @description the body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description no such peer or shared workspace */
             404: {
                 headers: {
@@ -1489,6 +1893,33 @@ export interface operations {
             };
             /** @description the target exists, or a clone into it runs */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than the limit (2097152 bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent with `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is JSON of the wrong shape (a missing, unknown or mistyped field) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1548,6 +1979,14 @@ export interface operations {
             };
             /** @description not running */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1669,6 +2108,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the body is larger than the limit (2097152 bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent with `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is JSON of the wrong shape (a missing, unknown or mistyped field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_static: {
@@ -1710,7 +2176,73 @@ export interface operations {
                     "application/json": components["schemas"]["StaticPeer"];
                 };
             };
+            /** @description not HOST:PORT */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    trusted: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrustedPeer"][];
+                };
+            };
+        };
+    };
+    trust: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the peer's id or unique name */
+                peer: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrustedPeer"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1779,6 +2311,15 @@ export interface operations {
                     "application/json": components["schemas"]["Run"];
                 };
             };
+            /** @description the body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description no such workspace or environment */
             404: {
                 headers: {
@@ -1790,6 +2331,33 @@ export interface operations {
             };
             /** @description it does not fit this machine (`requirements_not_met`), or a fixed port is taken */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than the limit (2097152 bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent with `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is JSON of the wrong shape (a missing, unknown or mistyped field) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1886,6 +2454,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": string[];
+                };
+            };
+            /** @description a query parameter is missing or malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             404: {
@@ -1985,6 +2562,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the body is larger than the limit (2097152 bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent with `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is JSON of the wrong shape (a missing, unknown or mistyped field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description the config file cannot be read or written */
             500: {
                 headers: {
@@ -2015,6 +2619,55 @@ export interface operations {
             };
         };
     };
+    request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description workspace id or unique name */
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description approved: present `secret` in the aienv-share-token header */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewToken"];
+                };
+            };
+            /** @description the share is not on approval */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description refused, or nobody answered in time */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     files: {
         parameters: {
             query?: never;
@@ -2035,8 +2688,53 @@ export interface operations {
                     "application/json": components["schemas"]["FileManifest"];
                 };
             };
+            /** @description the workspace's sharing settings are not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the share needs a token or approval */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token is wrong, revoked or expired */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description no such workspace, or not shared */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the name matches more than one workspace: use its id */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the workspace's manifest is invalid */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2068,8 +2766,53 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description a query parameter is missing or malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the share needs a token or approval */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token is wrong, revoked or expired */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description not shared, or no environment uses that image */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the name matches more than one workspace: use its id */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the image is not on this machine */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2111,6 +2854,33 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description the ranges are out of order or past the end, or name an entry that is not a file */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the share needs a token or approval */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token is wrong, revoked or expired */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2119,8 +2889,35 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the share changed: fetch its file list again */
+            /** @description the share changed: fetch its file list again (or the name matches more than one workspace) */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than the limit (2097152 bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent with `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the workspace's manifest is invalid */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2170,6 +2967,42 @@ export interface operations {
                     "application/json": components["schemas"]["SharingState"];
                 };
             };
+            /** @description the body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than the limit (2097152 bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent with `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is JSON of the wrong shape (a missing, unknown or mistyped field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_workspaces: {
@@ -2212,8 +3045,35 @@ export interface operations {
                     "application/json": components["schemas"]["Workspace"];
                 };
             };
+            /** @description the body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description already registered, or an aienv.toml exists */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than the limit (2097152 bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent with `Content-Type: application/json` */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2253,6 +3113,15 @@ export interface operations {
                     "application/json": components["schemas"]["WorkspaceProposal"];
                 };
             };
+            /** @description the body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description no such folder */
             404: {
                 headers: {
@@ -2264,6 +3133,33 @@ export interface operations {
             };
             /** @description the folder has an aienv.toml already */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than the limit (2097152 bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent with `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is JSON of the wrong shape (a missing, unknown or mistyped field) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2293,7 +3189,17 @@ export interface operations {
                     "application/json": components["schemas"]["Workspace"];
                 };
             };
+            /** @description no such workspace */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the name matches more than one workspace: use its id */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2324,7 +3230,17 @@ export interface operations {
                     "application/json": components["schemas"]["Workspace"];
                 };
             };
+            /** @description no such workspace */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the name matches more than one workspace: use its id */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2358,6 +3274,52 @@ export interface operations {
                     "application/json": components["schemas"]["Workspace"];
                 };
             };
+            /** @description the body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the name matches more than one workspace: use its id */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than the limit (2097152 bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent with `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the manifest is invalid, or the change would make it so */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2388,7 +3350,26 @@ export interface operations {
                     "application/json": components["schemas"]["Environment"][];
                 };
             };
+            /** @description no such workspace */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the name matches more than one workspace */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the workspace's manifest is invalid */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2422,6 +3403,25 @@ export interface operations {
                     "application/json": components["schemas"]["Environment"];
                 };
             };
+            /** @description the body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the name matches more than one workspace, or the workspace has an environment of that name */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2430,6 +3430,25 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the body is larger than the limit (2097152 bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent with `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the workspace's manifest is invalid, or the change would make it so */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2461,7 +3480,26 @@ export interface operations {
                     "application/json": components["schemas"]["Environment"];
                 };
             };
+            /** @description no such workspace or environment */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the name matches more than one workspace */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the workspace's manifest is invalid */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2496,6 +3534,16 @@ export interface operations {
                     "application/json": components["schemas"]["Environment"];
                 };
             };
+            /** @description the body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such workspace or environment */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2504,6 +3552,34 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the name matches more than one workspace, or the workspace has an environment of that name */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than the limit (2097152 bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent with `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the workspace's manifest is invalid, or the change would make it so */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2535,7 +3611,26 @@ export interface operations {
                     "application/json": components["schemas"]["Environment"];
                 };
             };
+            /** @description no such workspace or environment */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the name matches more than one workspace */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the workspace's manifest is invalid */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2565,6 +3660,33 @@ export interface operations {
                     "application/toml": string;
                 };
             };
+            /** @description no such workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the name matches more than one workspace: use its id */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the manifest cannot be read */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     replace_manifest: {
@@ -2579,6 +3701,18 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example [workspace]
+                 *     name = "lab"
+                 *
+                 *     [[project]]
+                 *     name = "trainer"
+                 *
+                 *     [environment.train]
+                 *     kind = "process"
+                 *     projects = ["trainer"]
+                 *     command = "python trainer/train.py"
+                 */
                 "application/toml": string;
             };
         };
@@ -2591,6 +3725,43 @@ export interface operations {
                     "application/json": components["schemas"]["Workspace"];
                 };
             };
+            /** @description the body is not UTF-8 text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the name matches more than one workspace: use its id */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than the limit (2097152 bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the text is not a valid manifest; nothing was written */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2621,7 +3792,26 @@ export interface operations {
                     "application/json": components["schemas"]["Project"][];
                 };
             };
+            /** @description no such workspace */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the name matches more than one workspace */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the workspace's manifest is invalid */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2655,6 +3845,25 @@ export interface operations {
                     "application/json": components["schemas"]["Project"];
                 };
             };
+            /** @description the body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the name matches more than one workspace, or the workspace has a project of that name */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2663,6 +3872,25 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the body is larger than the limit (2097152 bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent with `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the workspace's manifest is invalid, or the change would make it so */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2694,7 +3922,26 @@ export interface operations {
                     "application/json": components["schemas"]["Project"];
                 };
             };
+            /** @description no such workspace or project */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the name matches more than one workspace */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the workspace's manifest is invalid */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2729,6 +3976,16 @@ export interface operations {
                     "application/json": components["schemas"]["Project"];
                 };
             };
+            /** @description the body is not valid JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such workspace or project */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2737,6 +3994,34 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the name matches more than one workspace, or the workspace has a project of that name */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than the limit (2097152 bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent with `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the workspace's manifest is invalid, or the change would make it so */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2768,6 +4053,7 @@ export interface operations {
                     "application/json": components["schemas"]["Project"];
                 };
             };
+            /** @description no such workspace or project */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2776,8 +4062,225 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description an environment still uses it */
+            /** @description the name matches more than one workspace */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the workspace's manifest is invalid, or an environment still uses the project */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    secret_scan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description workspace id or unique name */
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SecretScanRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretFinding"][];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than the limit (2097152 bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent with `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is JSON of the wrong shape (a missing, unknown or mistyped field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_tokens: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description workspace id or unique name */
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenInfo"][];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description workspace id or unique name */
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewTokenRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewToken"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than the limit (2097152 bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent with `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is JSON of the wrong shape (a missing, unknown or mistyped field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    revoke_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description workspace id or unique name */
+                workspace: string;
+                /** @description the token's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenInfo"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -39,7 +39,8 @@ pub async fn show(
 
 /// Cancels a running clone; its staging folder is removed and nothing is registered.
 #[utoipa::path(delete, path = "/clones/{id}", operation_id = "cancel_clone", tag = "clones", params(("id" = String, Path)),
-    responses((status = 200, body = CloneJob), (status = 400, description = "not running", body = ErrorBody)))]
+    responses((status = 200, body = CloneJob), (status = 400, description = "not running", body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 pub async fn cancel(
     State(node): State<Node>,
     Path(id): Path<String>,

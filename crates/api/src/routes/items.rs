@@ -14,7 +14,10 @@ type Created<T> = Result<(StatusCode, Json<T>), ApiError>;
 
 #[utoipa::path(get, path = "/workspaces/{id}/projects", tag = "projects",
     params(("id" = String, Path, description = "workspace id or unique name")),
-    responses((status = 200, body = [Project]), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = [Project]),
+        (status = 404, description = "no such workspace", body = ErrorBody),
+        (status = 409, description = "the name matches more than one workspace", body = ErrorBody),
+        (status = 422, description = "the workspace's manifest is invalid", body = ErrorBody)))]
 pub async fn list_projects(
     State(node): State<Node>,
     Path(id): Path<String>,
@@ -25,7 +28,10 @@ pub async fn list_projects(
 /// Adds a project and creates its folder if it does not exist.
 #[utoipa::path(post, path = "/workspaces/{id}/projects", tag = "projects", request_body = Project,
     params(("id" = String, Path, description = "workspace id or unique name")),
-    responses((status = 201, body = Project), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Project),
+        (status = 404, description = "no such workspace", body = ErrorBody),
+        (status = 409, description = "the name matches more than one workspace, or the workspace has a project of that name", body = ErrorBody),
+        (status = 422, description = "the workspace's manifest is invalid, or the change would make it so", body = ErrorBody)))]
 pub async fn add_project(
     State(node): State<Node>,
     Path(id): Path<String>,
@@ -37,7 +43,10 @@ pub async fn add_project(
 
 #[utoipa::path(get, path = "/workspaces/{id}/projects/{name}", tag = "projects",
     params(("id" = String, Path, description = "workspace id or unique name"), ("name" = String, Path)),
-    responses((status = 200, body = Project), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Project),
+        (status = 404, description = "no such workspace or project", body = ErrorBody),
+        (status = 409, description = "the name matches more than one workspace", body = ErrorBody),
+        (status = 422, description = "the workspace's manifest is invalid", body = ErrorBody)))]
 pub async fn show_project(
     State(node): State<Node>,
     Path((id, name)): Path<(String, String)>,
@@ -48,7 +57,10 @@ pub async fn show_project(
 /// Replaces a project's entry; a different `name` renames it. Its folder is not moved.
 #[utoipa::path(put, path = "/workspaces/{id}/projects/{name}", tag = "projects", request_body = Project,
     params(("id" = String, Path, description = "workspace id or unique name"), ("name" = String, Path)),
-    responses((status = 200, body = Project), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Project),
+        (status = 404, description = "no such workspace or project", body = ErrorBody),
+        (status = 409, description = "the name matches more than one workspace, or the workspace has a project of that name", body = ErrorBody),
+        (status = 422, description = "the workspace's manifest is invalid, or the change would make it so", body = ErrorBody)))]
 pub async fn replace_project(
     State(node): State<Node>,
     Path((id, name)): Path<(String, String)>,
@@ -62,7 +74,10 @@ pub async fn replace_project(
 /// Removes a project from the manifest; its files stay on disk.
 #[utoipa::path(delete, path = "/workspaces/{id}/projects/{name}", tag = "projects",
     params(("id" = String, Path, description = "workspace id or unique name"), ("name" = String, Path)),
-    responses((status = 200, body = Project), (status = 404, body = ErrorBody), (status = 422, description = "an environment still uses it", body = ErrorBody)))]
+    responses((status = 200, body = Project),
+        (status = 404, description = "no such workspace or project", body = ErrorBody),
+        (status = 409, description = "the name matches more than one workspace", body = ErrorBody),
+        (status = 422, description = "the workspace's manifest is invalid, or an environment still uses the project", body = ErrorBody)))]
 pub async fn remove_project(
     State(node): State<Node>,
     Path((id, name)): Path<(String, String)>,
@@ -74,7 +89,10 @@ pub async fn remove_project(
 
 #[utoipa::path(get, path = "/workspaces/{id}/environments", tag = "environments",
     params(("id" = String, Path, description = "workspace id or unique name")),
-    responses((status = 200, body = [Environment]), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = [Environment]),
+        (status = 404, description = "no such workspace", body = ErrorBody),
+        (status = 409, description = "the name matches more than one workspace", body = ErrorBody),
+        (status = 422, description = "the workspace's manifest is invalid", body = ErrorBody)))]
 pub async fn list_environments(
     State(node): State<Node>,
     Path(id): Path<String>,
@@ -84,7 +102,10 @@ pub async fn list_environments(
 
 #[utoipa::path(post, path = "/workspaces/{id}/environments", tag = "environments", request_body = Environment,
     params(("id" = String, Path, description = "workspace id or unique name")),
-    responses((status = 201, body = Environment), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Environment),
+        (status = 404, description = "no such workspace", body = ErrorBody),
+        (status = 409, description = "the name matches more than one workspace, or the workspace has an environment of that name", body = ErrorBody),
+        (status = 422, description = "the workspace's manifest is invalid, or the change would make it so", body = ErrorBody)))]
 pub async fn add_environment(
     State(node): State<Node>,
     Path(id): Path<String>,
@@ -96,7 +117,10 @@ pub async fn add_environment(
 
 #[utoipa::path(get, path = "/workspaces/{id}/environments/{name}", tag = "environments",
     params(("id" = String, Path, description = "workspace id or unique name"), ("name" = String, Path)),
-    responses((status = 200, body = Environment), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Environment),
+        (status = 404, description = "no such workspace or environment", body = ErrorBody),
+        (status = 409, description = "the name matches more than one workspace", body = ErrorBody),
+        (status = 422, description = "the workspace's manifest is invalid", body = ErrorBody)))]
 pub async fn show_environment(
     State(node): State<Node>,
     Path((id, name)): Path<(String, String)>,
@@ -107,7 +131,10 @@ pub async fn show_environment(
 /// Replaces an environment's table; a different `name` renames it.
 #[utoipa::path(put, path = "/workspaces/{id}/environments/{name}", tag = "environments", request_body = Environment,
     params(("id" = String, Path, description = "workspace id or unique name"), ("name" = String, Path)),
-    responses((status = 200, body = Environment), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Environment),
+        (status = 404, description = "no such workspace or environment", body = ErrorBody),
+        (status = 409, description = "the name matches more than one workspace, or the workspace has an environment of that name", body = ErrorBody),
+        (status = 422, description = "the workspace's manifest is invalid, or the change would make it so", body = ErrorBody)))]
 pub async fn replace_environment(
     State(node): State<Node>,
     Path((id, name)): Path<(String, String)>,
@@ -120,7 +147,10 @@ pub async fn replace_environment(
 
 #[utoipa::path(delete, path = "/workspaces/{id}/environments/{name}", tag = "environments",
     params(("id" = String, Path, description = "workspace id or unique name"), ("name" = String, Path)),
-    responses((status = 200, body = Environment), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Environment),
+        (status = 404, description = "no such workspace or environment", body = ErrorBody),
+        (status = 409, description = "the name matches more than one workspace", body = ErrorBody),
+        (status = 422, description = "the workspace's manifest is invalid", body = ErrorBody)))]
 pub async fn remove_environment(
     State(node): State<Node>,
     Path((id, name)): Path<(String, String)>,

@@ -1,5 +1,6 @@
 //! The routes, one file per resource.
 
+mod access;
 mod clones;
 mod events;
 mod health;
@@ -12,6 +13,7 @@ mod transfer;
 pub(crate) mod ui;
 mod workspaces;
 
+pub(crate) use access::Who;
 pub(crate) use workspaces::ListCache;
 
 use aienv_node::Node;
@@ -63,6 +65,15 @@ pub(crate) fn api() -> OpenApiRouter<Node> {
         .routes(routes!(runs::show, runs::stop))
         .routes(routes!(runs::logs))
         .routes(routes!(runs::usage))
+        .routes(routes!(access::request))
+        .routes(routes!(access::pending))
+        .routes(routes!(access::decide))
+        .routes(routes!(access::create_token, access::list_tokens))
+        .routes(routes!(access::revoke_token))
+        .routes(routes!(access::audit))
+        .routes(routes!(access::trusted))
+        .routes(routes!(access::trust))
+        .routes(routes!(access::secret_scan))
 }
 
 pub(crate) async fn not_found(uri: Uri) -> ApiError {

@@ -45,7 +45,8 @@ pub async fn list_static(State(node): State<Node>) -> Json<Vec<String>> {
 
 #[utoipa::path(delete, path = "/peers/static/{address}", tag = "lan",
     params(("address" = String, Path, description = "HOST:PORT")),
-    responses((status = 200, body = StaticPeer), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = StaticPeer), (status = 400, description = "not HOST:PORT", body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 pub async fn remove_static(
     State(node): State<Node>,
     Path(address): Path<String>,
@@ -71,10 +72,16 @@ pub async fn shares(State(node): State<Node>) -> Json<ShareList> {
 /// time, BLAKE3 hash), symlink and hard link a clone recreates. Excluded files never appear.
 #[utoipa::path(get, path = "/shares/{workspace}/files", tag = "lan",
     params(("workspace" = String, Path, description = "workspace id or unique name")),
-    responses((status = 200, body = FileManifest), (status = 404, description = "no such workspace, or not shared", body = ErrorBody)))]
+    responses((status = 200, body = FileManifest), (status = 404, description = "no such workspace, or not shared", body = ErrorBody),
+        (status = 400, description = "the workspace's sharing settings are not valid", body = ErrorBody),
+        (status = 409, description = "the name matches more than one workspace: use its id", body = ErrorBody),
+        (status = 422, description = "the workspace's manifest is invalid", body = ErrorBody),
+        (status = 401, description = "the share needs a token or approval", body = ErrorBody),
+        (status = 403, description = "the token is wrong, revoked or expired", body = ErrorBody)))]
 pub async fn files(
     State(node): State<Node>,
     Path(workspace): Path<String>,
+    super::Who(who): super::Who,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     // Streamed from the node's one copy of the list: a list of hundreds of thousands of entries
@@ -82,6 +89,7 @@ pub async fn files(
     // list, ~10 ms for 28,000 entries) so the receiver can hold it in one buffer of the right
     // size instead of one that doubles as it grows (measured: 63 MB for a 35 MB list).
     let (m, len) = blocking(move || {
+        node.authorize(&workspace, &who, "files")?;
         let m = node.file_manifest(&workspace)?;
         let mut count = ByteCount(0);
         serde_json::to_writer(&mut count, &*m).expect("a file list serialises");

@@ -19,16 +19,25 @@ use crate::error::{ApiError, Body, ErrorBody};
     params(("workspace" = String, Path, description = "workspace id or unique name")),
     responses(
         (status = 200, description = "a tar stream (application/x-tar or application/zstd)"),
-        (status = 409, description = "the share changed: fetch its file list again", body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 400, description = "the ranges are out of order or past the end, or name an entry that is not a file", body = ErrorBody),
+        (status = 409, description = "the share changed: fetch its file list again (or the name matches more than one workspace)", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "the workspace's manifest is invalid", body = ErrorBody),
+        (status = 401, description = "the share needs a token or approval", body = ErrorBody),
+        (status = 403, description = "the token is wrong, revoked or expired", body = ErrorBody)))]
 pub async fn stream(
     State(node): State<Node>,
     Path(ws): Path<String>,
+    super::Who(who): super::Who,
     Body(req): Body<StreamRequest>,
 ) -> Result<Response, ApiError> {
     let zstd = req.zstd;
     let t = std::time::Instant::now();
-    let (root, manifest, indices) = blocking(move || node.stream_plan(&ws, &req)).await?;
+    let (root, manifest, indices) = blocking(move || {
+        node.authorize(&ws, &who, "clone")?;
+        node.stream_plan(&ws, &req)
+    })
+    .await?;
     tracing::debug!(elapsed = ?t.elapsed(), files = indices.len(), "stream: planned");
     let body = body_from_writer(move |out| {
         let result = pack(&root, &manifest, &indices, out, zstd);
@@ -107,12 +116,21 @@ pub struct ImageQuery {
     responses(
         (status = 200, description = "a tar stream (application/x-tar)"),
         (status = 404, description = "not shared, or no environment uses that image", body = ErrorBody),
+        (status = 409, description = "the name matches more than one workspace: use its id", body = ErrorBody),
+        (status = 422, description = "the image is not on this machine", body = ErrorBody),
+        (status = 401, description = "the share needs a token or approval", body = ErrorBody),
+        (status = 403, description = "the token is wrong, revoked or expired", body = ErrorBody),
         (status = 503, description = "no container engine here", body = ErrorBody)))]
 pub async fn image(
     State(node): State<Node>,
     Path(ws): Path<String>,
+    super::Who(who): super::Who,
     axum::extract::Query(q): axum::extract::Query<ImageQuery>,
 ) -> Result<Response, ApiError> {
+    {
+        let (node, ws) = (node.clone(), ws.clone());
+        blocking(move || node.authorize(&ws, &who, "image")).await?;
+    }
     let stream = node.share_image(&ws, &q.name).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/x-tar")],

@@ -91,7 +91,8 @@ pub async fn propose(
 /// One workspace by id (or by name, when unique), with its manifest and any current problem.
 #[utoipa::path(get, path = "/workspaces/{id}", operation_id = "show_workspace", tag = "workspaces",
     params(("id" = String, Path, description = "workspace id or unique name")),
-    responses((status = 200, body = Workspace), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Workspace), (status = 404, description = "no such workspace", body = ErrorBody),
+        (status = 409, description = "the name matches more than one workspace: use its id", body = ErrorBody)))]
 pub async fn show(
     State(node): State<Node>,
     Path(id): Path<String>,
@@ -102,7 +103,9 @@ pub async fn show(
 /// Changes the workspace's name, description or sharing settings (an edit of its manifest).
 #[utoipa::path(patch, path = "/workspaces/{id}", operation_id = "update_workspace", tag = "workspaces", request_body = WorkspacePatch,
     params(("id" = String, Path, description = "workspace id or unique name")),
-    responses((status = 200, body = Workspace), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Workspace), (status = 404, description = "no such workspace", body = ErrorBody),
+        (status = 409, description = "the name matches more than one workspace: use its id", body = ErrorBody),
+        (status = 422, description = "the manifest is invalid, or the change would make it so", body = ErrorBody)))]
 pub async fn update(
     State(node): State<Node>,
     Path(id): Path<String>,
@@ -116,7 +119,8 @@ pub async fn update(
 /// Forgets the workspace. Its folder and files stay where they are.
 #[utoipa::path(delete, path = "/workspaces/{id}", operation_id = "remove_workspace", tag = "workspaces",
     params(("id" = String, Path, description = "workspace id or unique name")),
-    responses((status = 200, description = "the workspace that was forgotten", body = Workspace), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "the workspace that was forgotten", body = Workspace), (status = 404, description = "no such workspace", body = ErrorBody),
+        (status = 409, description = "the name matches more than one workspace: use its id", body = ErrorBody)))]
 pub async fn remove(
     State(node): State<Node>,
     Path(id): Path<String>,
@@ -127,7 +131,9 @@ pub async fn remove(
 /// The manifest as it is on disk (TOML text).
 #[utoipa::path(get, path = "/workspaces/{id}/manifest", tag = "workspaces",
     params(("id" = String, Path, description = "workspace id or unique name")),
-    responses((status = 200, content_type = "application/toml", body = String)))]
+    responses((status = 200, content_type = "application/toml", body = String), (status = 404, description = "no such workspace", body = ErrorBody),
+        (status = 409, description = "the name matches more than one workspace: use its id", body = ErrorBody),
+        (status = 422, description = "the manifest cannot be read", body = ErrorBody)))]
 pub async fn manifest(
     State(node): State<Node>,
     Path(id): Path<String>,
@@ -142,8 +148,11 @@ pub async fn manifest(
 /// Replaces the manifest text. Invalid text is refused with its line and column; nothing is written.
 #[utoipa::path(put, path = "/workspaces/{id}/manifest", tag = "workspaces",
     params(("id" = String, Path, description = "workspace id or unique name")),
-    request_body(content = String, content_type = "application/toml"),
-    responses((status = 200, body = Workspace), (status = 422, body = ErrorBody)))]
+    request_body(content = String, content_type = "application/toml",
+        example = json!("[workspace]\nname = \"lab\"\n\n[[project]]\nname = \"trainer\"\n\n[environment.train]\nkind = \"process\"\nprojects = [\"trainer\"]\ncommand = \"python trainer/train.py\"\n")),
+    responses((status = 200, body = Workspace), (status = 404, description = "no such workspace", body = ErrorBody),
+        (status = 409, description = "the name matches more than one workspace: use its id", body = ErrorBody),
+        (status = 422, description = "the text is not a valid manifest; nothing was written", body = ErrorBody)))]
 pub async fn replace_manifest(
     State(node): State<Node>,
     Path(id): Path<String>,

@@ -85,3 +85,50 @@ fn the_document_renders_the_same_every_time() {
     // A document whose key order varied would make the committed file churn.
     assert_eq!(rendered(), rendered());
 }
+
+#[test]
+fn operations_document_the_refusals_of_their_body_and_query() {
+    // Every operation that reads a JSON body or query parameters can refuse them before its
+    // handler runs; clients (and Schemathesis) must find those answers in the document.
+    let doc = serde_json::to_value(crate::openapi()).unwrap();
+    let mut json_bodies = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let mut want = Vec::new();
+            if op["requestBody"]["content"]
+                .get("application/json")
+                .is_some()
+            {
+                want.extend(["400", "413", "415", "422"]);
+                json_bodies += 1;
+            } else if op.get("requestBody").is_some() {
+                want.extend(["400", "413"]);
+            }
+            let query = op["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+            if query {
+                want.push("400");
+            }
+            for status in want {
+                assert!(
+                    op["responses"].get(status).is_some(),
+                    "{method} {path} does not document {status}"
+                );
+            }
+            for (status, response) in op["responses"].as_object().unwrap() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody",
+                        "{method} {path} {status} answers with the error shape"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        json_bodies >= 10,
+        "the JSON bodies were found ({json_bodies})"
+    );
+}

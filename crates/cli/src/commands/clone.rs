@@ -25,6 +25,9 @@ pub struct CloneArgs {
     /// Start the clone and return at once (follow it with `aienv clones`).
     #[arg(long)]
     detach: bool,
+    /// The share token its owner gave you (shares with `access = "token"`); kept for pulls.
+    #[arg(long, env = "AIENV_SHARE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -51,7 +54,7 @@ enum ClonesCmd {
 
 pub async fn clone(c: &Client, a: CloneArgs) -> anyhow::Result<()> {
     let to = a.to.map(|p| super::absolute(&p)).transpose()?;
-    let body = json!({ "source": a.source, "to": to, "compress": a.compress });
+    let body = json!({ "source": a.source, "to": to, "compress": a.compress, "token": a.token });
     let job: CloneJob = c.send(Method::POST, "/clones", Some(&body)).await?;
     follow(c, job, a.detach).await
 }

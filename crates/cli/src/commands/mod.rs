@@ -1,5 +1,6 @@
 //! The client commands, one file per noun.
 
+pub mod access;
 pub mod adopt;
 pub mod clone;
 pub mod env;

@@ -26,6 +26,11 @@ pub enum PeersCmd {
     Remove { address: String },
     /// List the peers added by address.
     Static,
+    /// Trust the certificate a peer presents now, replacing the one pinned when it was first
+    /// seen. Do this only when you know why it changed (the peer was reinstalled).
+    Trust { peer: String },
+    /// The peers whose certificates this node pinned.
+    Trusted,
 }
 
 impl PeersCmd {
@@ -78,6 +83,31 @@ impl PeersCmd {
                     for a in list {
                         println!("{a}");
                     }
+                });
+            }
+            PeersCmd::Trust { peer } => {
+                let t: aienv_trust::TrustedPeer = c
+                    .send(
+                        reqwest::Method::POST,
+                        &format!("/peers/{}/trust", crate::client::seg(&peer)),
+                        None::<&()>,
+                    )
+                    .await?;
+                c.print(&t, |t| {
+                    println!(
+                        "now trusting {:?} ({}) with certificate {}",
+                        t.name, t.id, t.fingerprint
+                    )
+                });
+            }
+            PeersCmd::Trusted => {
+                let list: Vec<aienv_trust::TrustedPeer> = c.get("/peers/trusted").await?;
+                c.print(&list, |list| {
+                    let rows: Vec<Vec<String>> = list
+                        .iter()
+                        .map(|t| vec![t.name.clone(), t.id.clone(), t.fingerprint.clone()])
+                        .collect();
+                    crate::output::table(&["NAME", "ID", "CERTIFICATE (SHA-256)"], &rows);
                 });
             }
         }

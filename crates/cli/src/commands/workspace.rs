@@ -248,6 +248,7 @@ pub async fn share(
     on: bool,
     access: Option<String>,
     envs: Vec<String>,
+    yes: bool,
 ) -> anyhow::Result<()> {
     let current: Workspace = c.get(&format!("/workspaces/{}", seg(workspace))).await?;
     let all: Vec<String> = current
@@ -282,6 +283,9 @@ pub async fn share(
         }
     }
     s.enabled = on || !s.environments.is_empty() && s.enabled;
+    if on {
+        warn_of_secrets(c, workspace, &s, yes).await?;
+    }
     let ws: Workspace = c
         .send(
             Method::PATCH,
@@ -303,6 +307,60 @@ pub async fn share(
             ),
             _ => println!("{:?} is no longer shared", ws.name),
         }
+        if let Some(s) = sharing.filter(|s| s.enabled) {
+            match s.access {
+                Access::Open => println!("access: open (any peer on the LAN may clone it)"),
+                Access::Token => println!(
+                    "access: token (give peers a token: `aienv share token create {}`)",
+                    ws.name
+                ),
+                Access::Approve => println!(
+                    "access: approve (answer each request in the web UI or with `aienv access list`)"
+                ),
+            }
+        }
     });
     Ok(())
+}
+
+/// Lists the files about to be shared that look like secrets; unless `yes`, asks whether to
+/// share anyway (and refuses when nobody can be asked).
+async fn warn_of_secrets(
+    c: &Client,
+    workspace: &str,
+    sharing: &aienv_core::Sharing,
+    yes: bool,
+) -> anyhow::Result<()> {
+    let found: Vec<aienv_node::SecretFinding> = c
+        .send(
+            Method::POST,
+            &format!("/workspaces/{}/secret-scan", seg(workspace)),
+            Some(&json!({ "sharing": sharing })),
+        )
+        .await?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    eprintln!("warning: these files look like they hold secrets and would be shared:");
+    for f in &found {
+        eprintln!("  {}:{}: {}", f.path, f.line, f.kind);
+    }
+    eprintln!(
+        "Keep them home with [sharing] exclude = [\"PATH\"] in aienv.toml, or move the secrets out."
+    );
+    if yes {
+        return Ok(());
+    }
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("not shared: pass --yes to share these files anyway");
+    }
+    eprint!("Share anyway? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        anyhow::bail!("not shared")
+    }
 }

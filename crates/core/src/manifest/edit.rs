@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, Value};
+use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, TableLike, Value};
 
 use super::ManifestError;
 use crate::model::{Environment, Manifest, Project, Sharing};
@@ -102,9 +102,12 @@ impl ManifestDoc {
                 name: project.name.clone(),
             });
         }
-        let projects = self.doc["project"].or_insert(Item::ArrayOfTables(ArrayOfTables::new()));
-        if let Some(array) = projects.as_array_of_tables_mut() {
-            array.push(to_table(project));
+        match self.doc["project"].or_insert(Item::ArrayOfTables(ArrayOfTables::new())) {
+            Item::ArrayOfTables(array) => array.push(to_table(project)),
+            Item::Value(Value::Array(array)) => {
+                array.push(Value::InlineTable(to_table(project).into_inline_table()));
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -119,13 +122,23 @@ impl ManifestDoc {
                 name: project.name.clone(),
             });
         }
-        if let Some(array) = self.doc["project"].as_array_of_tables_mut()
-            && let Some(table) = array.get_mut(i)
-        {
-            // Keep the comment above the table; replace its keys.
-            let decor = table.decor().clone();
-            *table = to_table(project);
-            *table.decor_mut() = decor;
+        match self.doc.get_mut("project") {
+            Some(Item::ArrayOfTables(array)) => {
+                if let Some(table) = array.get_mut(i) {
+                    // Keep the comment above the table; replace its keys.
+                    let decor = table.decor().clone();
+                    *table = to_table(project);
+                    *table.decor_mut() = decor;
+                }
+            }
+            Some(Item::Value(Value::Array(array))) => {
+                if let Some(value) = array.get_mut(i) {
+                    let decor = value.decor().clone();
+                    *value = Value::InlineTable(to_table(project).into_inline_table());
+                    *value.decor_mut() = decor;
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -134,11 +147,19 @@ impl ManifestDoc {
         let i = self
             .project_index(name)
             .ok_or_else(|| not_found("project", name))?;
-        if let Some(array) = self.doc["project"].as_array_of_tables_mut() {
-            array.remove(i);
-            if array.is_empty() {
-                self.doc.remove("project");
+        let empty = match self.doc.get_mut("project") {
+            Some(Item::ArrayOfTables(array)) => {
+                array.remove(i);
+                array.is_empty()
             }
+            Some(Item::Value(Value::Array(array))) => {
+                array.remove(i);
+                array.is_empty()
+            }
+            _ => false,
+        };
+        if empty {
+            self.doc.remove("project");
         }
         Ok(())
     }
@@ -195,20 +216,26 @@ impl ManifestDoc {
         Ok(())
     }
 
+    /// The project's index in `[[project]]` tables, or in `project = [{ ... }]` written inline
+    /// (a hand edit may use either form).
     fn project_index(&self, name: &str) -> Option<usize> {
-        self.doc
-            .get("project")?
-            .as_array_of_tables()?
-            .iter()
-            .position(|t| t.get("name").and_then(Item::as_str) == Some(name))
+        let named = |t: &dyn TableLike| t.get("name").and_then(Item::as_str) == Some(name);
+        match self.doc.get("project")? {
+            Item::ArrayOfTables(array) => array.iter().position(|t| named(t)),
+            Item::Value(Value::Array(array)) => array
+                .iter()
+                .position(|v| v.as_inline_table().is_some_and(|t| named(t))),
+            _ => None,
+        }
     }
 
-    fn environments(&self) -> Option<&Table> {
-        self.doc.get("environment")?.as_table()
+    /// `[environment.NAME]` tables, or `environment = { NAME = { ... } }` written inline.
+    fn environments(&self) -> Option<&dyn TableLike> {
+        self.doc.get("environment")?.as_table_like()
     }
 
-    fn environments_mut(&mut self) -> Option<&mut Table> {
-        self.doc.get_mut("environment")?.as_table_mut()
+    fn environments_mut(&mut self) -> Option<&mut dyn TableLike> {
+        self.doc.get_mut("environment")?.as_table_like_mut()
     }
 
     fn insert_environment(&mut self, env: &Environment) {
@@ -224,7 +251,8 @@ impl ManifestDoc {
             t.set_implicit(true);
             Item::Table(t)
         });
-        if let Some(envs) = envs.as_table_mut() {
+        // (An inline `environment = { ... }` gets the new one inline too.)
+        if let Some(envs) = envs.as_table_like_mut() {
             envs.insert(&env.name, Item::Table(table));
         }
     }

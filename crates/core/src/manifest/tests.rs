@@ -444,3 +444,83 @@ env = { API_KEY = "hunter2" }
     );
     assert_eq!(e.line, 6);
 }
+
+/// Found by the `manifest` fuzz target (fuzz/): projects as an inline array and environments as
+/// an inline table are valid TOML for the same lists, but the edits looked only for
+/// `[[project]]` and `[environment.NAME]` tables, so the shared view of such a manifest (what a
+/// peer cloning some environments receives) panicked on "the project is in the manifest".
+#[test]
+fn the_shared_view_of_inline_projects_and_environments_does_not_panic() {
+    let inline_projects = r#"project = [{ name = "p" }, { name = "q" }]
+[workspace]
+name = "w"
+[sharing]
+environments = ["a"]
+[environment.a]
+kind = "process"
+projects = ["p"]
+"#;
+    let inline_environments = r#"environment = { a = { kind = "process" }, b = { kind = "process" } }
+[workspace]
+name = "w"
+[sharing]
+environments = ["a"]
+"#;
+    for text in [inline_projects, inline_environments] {
+        let m = parse(text, file()).unwrap();
+        let view = shared_view(text, file(), &m).unwrap();
+        let seen = parse(&view, file()).unwrap();
+        let envs: Vec<&str> = seen.environments.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(envs, ["a"], "{view}");
+        let projects: Vec<&str> = seen.projects.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            projects,
+            m.project("p").map_or(vec![], |_| vec!["p"]),
+            "{view}"
+        );
+        assert!(!seen.sharing.enabled);
+    }
+}
+
+/// The same inline forms under every edit: found, replaced, added to and removed like tables.
+#[test]
+fn edits_find_projects_and_environments_written_inline() {
+    let text = r#"project = [{ name = "trainer" }, { name = "q" }]  # inline
+environment = { a = { kind = "process", projects = ["trainer"] } }
+[workspace]
+name = "w"
+"#;
+    let m = parse(text, file()).unwrap();
+    let mut doc = ManifestDoc::parse(text, file()).unwrap();
+    for p in &m.projects {
+        doc.replace_project(&p.name, p).unwrap();
+    }
+    doc.replace_environment("a", &m.environments[0]).unwrap();
+    assert_eq!(doc.validated().unwrap(), m, "{}", doc.render());
+
+    doc.add_project(&Project {
+        name: "data".into(),
+        path: None,
+        description: None,
+        git: None,
+    })
+    .unwrap();
+    doc.add_environment(&process_env("train")).unwrap();
+    doc.remove_project("q").unwrap();
+    let m = doc.validated().unwrap();
+    let projects: Vec<&str> = m.projects.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(projects, ["trainer", "data"], "{}", doc.render());
+    assert_eq!(m.environment("train").unwrap(), &process_env("train"));
+    assert!(doc.render().contains("# inline"), "{}", doc.render());
+
+    doc.remove_environment("a").unwrap();
+    doc.remove_environment("train").unwrap();
+    doc.remove_project("trainer").unwrap();
+    doc.remove_project("data").unwrap();
+    let m = doc.validated().unwrap();
+    assert!(
+        m.projects.is_empty() && m.environments.is_empty(),
+        "{}",
+        doc.render()
+    );
+}

@@ -70,6 +70,8 @@ pub struct Spec<'a> {
     pub compress: Compress,
     /// A peer that sends nothing for this long is given up on ([`STALL`] by default).
     pub stall: Duration,
+    /// Sent with every request: the share token and who this node is.
+    pub headers: &'a reqwest::header::HeaderMap,
 }
 
 /// Fills `spec.staging` with the share's current content, every file verified. Returns the
@@ -126,6 +128,22 @@ pub async fn receive(
     Ok(Arc::try_unwrap(manifest).unwrap_or_else(|shared| (*shared).clone()))
 }
 
+/// What a peer's error answer means: a refusal of access (401/403, with the peer's code and
+/// words), or another failure.
+async fn refusal(res: reqwest::Response, peer: impl Fn(String) -> TransferError) -> TransferError {
+    let status = res.status();
+    let body = res.text().await.unwrap_or_default();
+    let v = serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default();
+    let message = v["error"]["message"].as_str().map_or(body, str::to_string);
+    match (status.as_u16(), v["error"]["code"].as_str()) {
+        (401 | 403, Some(code)) => TransferError::Denied {
+            code: code.to_string(),
+            message,
+        },
+        _ => peer(format!("{status}: {message}")),
+    }
+}
+
 /// The manifest, and the link's speed as its download showed it (`None` when it was too small
 /// to tell: latency, not bandwidth, decides how long a small body takes).
 async fn fetch_manifest(
@@ -144,18 +162,13 @@ async fn fetch_manifest(
     };
     let mut res = http
         .get(&url)
+        .headers(spec.headers.clone())
         .timeout(Duration::from_secs(300))
         .send()
         .await
-        .map_err(|e| peer(e.to_string()))?;
+        .map_err(|e| peer(aienv_trust::describe(&e)))?;
     if !res.status().is_success() {
-        let status = res.status();
-        let body = res.text().await.unwrap_or_default();
-        let msg = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-            .unwrap_or(body);
-        return Err(peer(format!("{status}: {msg}")));
+        return Err(refusal(res, peer).await);
     }
     // One buffer of the announced size (capped): grown by doubling, a 35 MB list took 63 MB.
     let announced = res.content_length().unwrap_or(0) as usize;
@@ -311,15 +324,16 @@ async fn stream(
     };
     let mut res = http
         .post(&url)
+        .headers(spec.headers.clone())
         .json(&req)
         .send()
         .await
-        .map_err(|e| peer(e.to_string()))?;
+        .map_err(|e| peer(aienv_trust::describe(&e)))?;
     if res.status() == reqwest::StatusCode::CONFLICT {
         return Err(TransferError::Changed);
     }
     if !res.status().is_success() {
-        return Err(peer(format!("it answered {}", res.status())));
+        return Err(refusal(res, peer).await);
     }
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(32);
     // The writer reads the entries from the one shared list, by index (no copy of the list).

@@ -68,6 +68,9 @@ pub enum TransferError {
     Hostile(String),
     #[error("{0}")]
     Peer(String),
+    /// The peer refused access (`code` is its error code: `token_required`, `token_revoked`...).
+    #[error("{message}")]
+    Denied { code: String, message: String },
     /// The share changed while cloning; the caller fetches the manifest again.
     #[error("the share changed while it was being cloned")]
     Changed,
