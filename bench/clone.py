@@ -23,10 +23,10 @@ def call(url, method="GET", body=None):
     with urllib.request.urlopen(req, timeout=600) as r:
         return json.load(r)
 
-def node(binary, root, name, group):
+def node(binary, root, name, group, extra=()):
     port = free_port()
     p = subprocess.Popen([binary, "serve", "--data-dir", os.path.join(root, f"data-{name}"), "--listen", f"127.0.0.1:{port}",
-                          "--discovery-interface", "127.0.0.1", "--discovery-group", group, "--name", name],
+                          "--discovery-interface", "127.0.0.1", "--discovery-group", group, "--name", name, *extra],
                          stdout=subprocess.DEVNULL, stderr=open(os.path.join(root, f"{name}.log"), "w"),
                          env={**os.environ, "AIENV_LOG": os.environ.get("AIENV_LOG", "warn")})
     base = f"http://127.0.0.1:{port}/api/v1"

@@ -39,7 +39,8 @@ fuzz_target!(|data: &[u8]| {
 
     for p in &m.projects {
         let mut d = doc.clone();
-        d.replace_project(&p.name, p).expect("the project is in the document");
+        d.replace_project(&p.name, p)
+            .expect("the project is in the document");
         assert_eq!(d.validated().expect("same project, valid"), m);
     }
     for e in &m.environments {

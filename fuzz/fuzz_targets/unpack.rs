@@ -213,7 +213,11 @@ fuzz_target!(|data: &[u8]| {
         .expect("read the parent folder")
         .map(|e| e.expect("a parent entry").file_name())
         .collect();
-    assert_eq!(beside, ["s"], "something was written outside the staging folder");
+    assert_eq!(
+        beside,
+        ["s"],
+        "something was written outside the staging folder"
+    );
 
     // Inside it, only the plan's folders and requested files, each complete and verified.
     let requested: BTreeSet<PathBuf> = expected.iter().map(|e| PathBuf::from(&e.path)).collect();
@@ -242,7 +246,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // A file that fails on the way is removed: what stays is exactly what was reported verified.
-    assert_eq!(files, found.len(), "a file counted but missing, or one left unverified");
+    assert_eq!(
+        files,
+        found.len(),
+        "a file counted but missing, or one left unverified"
+    );
     if result.is_ok() {
         assert_eq!(found, requested, "a success without every requested file");
         assert_eq!(files, requested.len());

@@ -204,6 +204,10 @@ async fn run(node: &NodeProcess, opts: &Options) -> Result<(), String> {
             node.rss_kb().unwrap_or(0)
         );
     }
+    println!(
+        "  node log: {} lines over the whole run",
+        node.log().lines().count()
+    );
     println!();
     println!("| health probe | phase | probes | failed | p50 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|---|---|");

@@ -139,7 +139,7 @@ impl Tokens {
             .filter(|s| s.info.workspace_id == workspace_id)
             .map(|s| s.info.clone())
             .collect();
-        out.sort_by(|a, b| b.created_ms.cmp(&a.created_ms));
+        out.sort_by_key(|t| std::cmp::Reverse(t.created_ms));
         out
     }
 

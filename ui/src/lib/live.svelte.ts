@@ -4,7 +4,7 @@
 import { ApiFailure, eventsUrl, get } from './api';
 import { uiReady } from './native';
 import { apply, emptyState, type Effect, type State } from './state';
-import type { CatalogEntry, CloneJob, Health, Message, Peer, Resources, Run, WorkspaceSummary } from './types';
+import type { AccessRequest, CatalogEntry, CloneJob, Health, Message, Peer, Resources, Run, WorkspaceSummary } from './types';
 
 export interface Toast {
   id: number;
@@ -106,7 +106,7 @@ class Live {
 
   async resync() {
     try {
-      const [health, workspaces, peers, catalog, clones, runs, resources] = await Promise.all([
+      const [health, workspaces, peers, catalog, clones, runs, resources, access] = await Promise.all([
         get<Health>('/health'),
         get<WorkspaceSummary[]>('/workspaces'),
         get<Peer[]>('/peers'),
@@ -114,6 +114,7 @@ class Live {
         get<CloneJob[]>('/clones'),
         get<Run[]>('/runs'),
         get<Resources>('/resources'),
+        get<AccessRequest[]>('/access-requests'),
       ]);
       const s = this.state;
       s.node = health.node;
@@ -123,6 +124,7 @@ class Live {
       s.clones = Object.fromEntries(clones.map((c) => [c.id, c]));
       s.runs = Object.fromEntries(runs.map((r) => [r.id, r]));
       s.resources = resources;
+      s.access = Object.fromEntries(access.map((r) => [r.id, r]));
       this.needsKey = false;
       uiReady();
     } catch (e) {

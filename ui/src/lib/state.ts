@@ -1,6 +1,7 @@
 // The UI's picture of the node, and how each WebSocket message changes it. Pure: no DOM, no
 // network; `live.svelte.ts` owns the connection and the fetching, tests drive `apply` directly.
 import type {
+  AccessRequest,
   CatalogEntry,
   CloneJob,
   Message,
@@ -26,10 +27,12 @@ export interface State {
   runs: Record<string, Run>;
   logs: Record<string, string[]>;
   resources: Resources | null;
+  /** Peers waiting for the owner's yes to clone a share with `access = "approve"`. */
+  access: Record<string, AccessRequest>;
 }
 
 export function emptyState(): State {
-  return { node: null, workspaces: {}, details: {}, peers: {}, catalog: [], clones: {}, runs: {}, logs: {}, resources: null };
+  return { node: null, workspaces: {}, details: {}, peers: {}, catalog: [], clones: {}, runs: {}, logs: {}, resources: null, access: {} };
 }
 
 /** What the page should do after a message, besides showing the new state. */
@@ -127,6 +130,16 @@ export function apply(s: State, msg: Message): Effect[] {
     }
     case 'catalog_changed':
       return [{ refetch: 'catalog' }];
+    case 'access_requested':
+      s.access[msg.request.id] = msg.request;
+      return [];
+    case 'access_decided':
+      delete s.access[msg.request.id];
+      if (msg.timed_out) {
+        const who = msg.request.peer_name ?? msg.request.from;
+        return [{ notify: { level: 'warn', text: `Nobody answered ${who}'s request for ${msg.request.workspace}`, detail: 'It was refused; the peer can ask again.' } }];
+      }
+      return [];
   }
   return [];
 }

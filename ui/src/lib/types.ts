@@ -20,6 +20,7 @@ export type DiscoveryReport = S['DiscoveryReport'];
 export type NodeEvent = S['Event'];
 export type Health = S['Health'];
 export type NodeInfo = S['NodeInfo'];
+export type AccessRequest = S['AccessRequest'];
 
 /** What the WebSocket sends besides events: a greeting, and a note that events were missed. */
 export type Message =

@@ -95,6 +95,34 @@ describe('web UI', { skip }, () => {
     await p.close();
   });
 
+  it("asks the owner to approve a peer's clone, which goes on after Approve", async () => {
+    const group = await privateGroup();
+    const owner = await startNode('owner', { group });
+    const user = await startNode('user', { group });
+    const manifest = '[workspace]\nname = "private"\n\n[sharing]\nenabled = true\naccess = "approve"\n';
+    await workspace(owner, join(tempDir(), 'private'), manifest, { 'notes.md': 'ours\n' });
+    const p = await page(b, owner.url + '/#/workspaces');
+    await waitFor('the share reaches the user', async () =>
+      (await user.api('GET', '/catalog')).some((e) => e.workspace === 'private'));
+    const target = join(tempDir(), 'private-clone');
+    const job = await user.api('POST', '/clones', { source: 'owner/private', to: target });
+    const card = '[aria-label="Access requests"] >> text=asks to clone';
+    await p.waitForSelector(card, { timeout: 10000 });
+    assert.match(await p.textContent('[aria-label="Access requests"]'), /user asks to clone private/);
+    await screenshot(p, 'access-request');
+    await p.click('[aria-label="Access requests"] >> button:has-text("Approve")');
+    const done = await waitFor('the clone finishes', async () => {
+      const j = await user.api('GET', `/clones/${job.id}`);
+      return j.state !== 'running' && j;
+    });
+    assert.equal(done.state, 'done', JSON.stringify(done));
+    assert.equal(readFileSync(join(target, 'notes.md'), 'utf8'), 'ours\n');
+    await p.waitForSelector(card, { state: 'detached' });
+    const audit = await owner.api('GET', '/audit');
+    assert.ok(audit.some((r) => r.action === 'access_request' && r.allowed && r.peer_name === 'user'));
+    await p.close();
+  });
+
   it('starts a run whose tool link answers, and shows its log', async () => {
     const group = await privateGroup();
     const a = await startNode('runner', { group });

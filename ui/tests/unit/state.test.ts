@@ -84,6 +84,23 @@ describe('apply', () => {
     expect(s.logs.r1[0]).toBe('a1');
   });
 
+  it('shows access requests until they are answered, and says when one timed out', () => {
+    const s = emptyState();
+    const request = {
+      id: 'r1', workspace_id: 'w1', workspace: 'private', peer_id: 'p1', peer_name: 'laptop',
+      from: '10.0.0.7:5000', requested_ms: 1, expires_ms: 120_001,
+    };
+    expect(apply(s, { type: 'access_requested', request } as Message)).toEqual([]);
+    expect(Object.keys(s.access)).toEqual(['r1']);
+    expect(apply(s, { type: 'access_decided', request, approved: true, timed_out: false } as Message)).toEqual([]);
+    expect(s.access).toEqual({});
+    apply(s, { type: 'access_requested', request } as Message);
+    const effects = apply(s, { type: 'access_decided', request, approved: false, timed_out: true } as Message);
+    expect(s.access).toEqual({});
+    expect(effects).toHaveLength(1);
+    expect(JSON.stringify(effects[0])).toContain("Nobody answered laptop's request for private");
+  });
+
   it('asks for a refetch when events were missed or the catalog moved', () => {
     const s = emptyState();
     expect(apply(s, { type: 'lagged', missed: 3 } as Message)).toEqual([{ refetch: 'all' }]);
