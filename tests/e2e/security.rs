@@ -529,3 +529,27 @@ fn peers_clone_from_a_node_that_has_an_api_key_and_its_other_routes_need_the_key
         text(&no_key)
     );
 }
+
+#[test]
+fn a_generated_api_key_is_saved_shown_once_and_required() {
+    let mut n = TestNode::start_with("keyed", &["--api-key", "generate"]).unwrap();
+    let config = std::fs::read_to_string(n.data_dir.join("config.toml")).unwrap();
+    let key = config
+        .lines()
+        .find_map(|l| l.strip_prefix("api_key = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("the key is saved in config.toml")
+        .to_string();
+    assert_eq!(key.len(), 64, "{config}");
+    let refused = n.cli(&["workspace", "list"]);
+    assert!(
+        text(&refused).1.contains("requires an API key"),
+        "{:?}",
+        text(&refused)
+    );
+    ok(&n, &["--api-key", &key, "workspace", "list"]);
+    // A restart without the flag keeps requiring it (it is in config.toml).
+    n.restart(&[]).unwrap();
+    assert!(!n.cli(&["workspace", "list"]).status.success());
+    ok(&n, &["--api-key", &key, "workspace", "list"]);
+}

@@ -108,7 +108,9 @@ pub async fn api_key(
         .query()
         .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")));
     match header.or(query) {
-        Some(given) if constant_time_eq(given.as_bytes(), key.as_bytes()) => next.run(req).await,
+        Some(given) if aienv_trust::same_secret(given.as_bytes(), key.as_bytes()) => {
+            next.run(req).await
+        }
         Some(_) => unauthorized(
             "the API key is wrong; use the key this node was started with (--api-key or AIENV_API_KEY)",
         ),
@@ -120,11 +122,6 @@ pub async fn api_key(
 
 fn unauthorized(message: &str) -> Response {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response()
-}
-
-/// Compares without stopping at the first difference, so timing does not reveal the key.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Loopback, private (RFC 1918, IPv6 unique-local) and link-local addresses.

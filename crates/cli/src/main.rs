@@ -28,7 +28,8 @@ struct Cli {
     /// URL of the node client commands talk to (default: the one recorded in the data dir).
     #[arg(long, global = true, env = "AIENV_NODE", value_name = "URL")]
     node: Option<String>,
-    /// API key: `serve` requires it from clients; client commands send it.
+    /// API key: `serve` requires it from clients (`serve --api-key generate` makes one, saves it
+    /// in config.toml and shows it once); client commands send it.
     #[arg(
         long,
         global = true,

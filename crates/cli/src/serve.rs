@@ -37,6 +37,32 @@ pub struct ServeArgs {
     approve_timeout: Option<u64>,
 }
 
+/// `--api-key generate`: make a key, save it in config.toml, and show it once.
+const GENERATE: &str = "generate";
+
+/// A random key (two v4 UUIDs: 244 random bits), saved as `api_key` in `DATA_DIR/config.toml`
+/// (which keeps comments) so restarts keep it, and printed once on stdout for the user to copy.
+fn generate_api_key(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let key = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    aienv_core::config_edit::apply(
+        data_dir,
+        &aienv_core::config_edit::ConfigChange {
+            api_key: Some(key.clone()),
+            ..Default::default()
+        },
+    )
+    .context("cannot save the generated API key")?;
+    println!(
+        "API key (shown once; saved as api_key in {}): {key}\nClients send it with --api-key or AIENV_API_KEY; the web UI asks for it.",
+        data_dir.join(aienv_core::config::CONFIG_FILE).display()
+    );
+    Ok(key)
+}
+
 pub async fn run(
     args: ServeArgs,
     data_dir: Option<PathBuf>,
@@ -61,6 +87,13 @@ pub async fn run(
     };
     // Before reading config.toml from it: an unusable data dir gets its own clear message.
     aienv_node::create_data_dir(&data_dir)?;
+    let settings = match settings.api_key.as_deref() {
+        Some(GENERATE) => Settings {
+            api_key: Some(generate_api_key(&data_dir)?),
+            ..settings
+        },
+        _ => settings,
+    };
     let config = Config::load(&data_dir, settings)?;
     let listen = config.listen;
     let node = Node::start(config)?;

@@ -29,9 +29,29 @@ pub fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
     std::sync::Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Whether a presented secret (an API key) is the expected one, in time that depends on neither
+/// where they differ nor their lengths: both are hashed first, then compared in constant time.
+pub fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    use sha2::Digest;
+    use subtle::ConstantTimeEq;
+    let (a, b) = (sha2::Sha256::digest(given), sha2::Sha256::digest(expected));
+    a.as_slice().ct_eq(b.as_slice()).into()
+}
+
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secrets_compare_equal_only_when_equal() {
+        assert!(super::same_secret(b"s3cret", b"s3cret"));
+        assert!(!super::same_secret(b"s3cres", b"s3cret"));
+        assert!(!super::same_secret(b"s3cret-longer", b"s3cret"));
+        assert!(!super::same_secret(b"", b"s3cret"));
+    }
 }

@@ -2,7 +2,7 @@
 // schema.d.ts from ui/openapi.json, which a Rust test keeps equal to the node's document).
 import type { components } from './schema';
 
-type S = components['schemas'];
+export type S = components['schemas'];
 export type Workspace = S['Workspace'];
 export type WorkspaceSummary = S['WorkspaceSummary'];
 export type Manifest = S['Manifest'];

@@ -120,6 +120,15 @@ describe('web UI', { skip }, () => {
     await p.waitForSelector(card, { state: 'detached' });
     const audit = await owner.api('GET', '/audit');
     assert.ok(audit.some((r) => r.action === 'access_request' && r.allowed && r.peer_name === 'user'));
+    // The grant is a token the owner sees (and can revoke) on the workspace's page, with new ones.
+    await p.goto(owner.url + '/#/workspaces/private');
+    await p.waitForSelector('[data-testid="token-row"] >> text=granted to user', { timeout: 10000 });
+    await p.fill('input[aria-label="Token label"]', 'colleague');
+    await p.click('button:has-text("New token")');
+    await p.waitForSelector('text=shown once');
+    assert.match(await p.textContent('.secret'), /aienv clone owner\/private --token aienv_st_[0-9a-f]{64}/);
+    await p.waitForSelector('[data-testid="token-row"] >> text=colleague');
+    await screenshot(p, 'share-tokens');
     await p.close();
   });
 
