@@ -52,7 +52,7 @@ done
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "==> crashes in: ${failed[*]} (inputs in fuzz/artifacts/; replay one with" >&2
-  echo "    cargo +nightly fuzz run TARGET fuzz/artifacts/TARGET/crash-..., then add it as a regression test)" >&2
+  echo "    cd fuzz && cargo +nightly fuzz run TARGET artifacts/TARGET/crash-..., then make it a regression test)" >&2
   exit 1
 fi
 echo "==> no crashes (${secs}s per target)"
