@@ -553,3 +553,88 @@ fn a_generated_api_key_is_saved_shown_once_and_required() {
     assert!(!n.cli(&["workspace", "list"]).status.success());
     ok(&n, &["--api-key", &key, "workspace", "list"]);
 }
+
+#[test]
+fn symlinks_out_of_a_share_and_path_tricks_never_serve_what_is_outside() {
+    let group = private_group();
+    let src = TestNode::start_with("src", &["--discovery-group", &group]).unwrap();
+    let dst = TestNode::start_with("dst", &["--discovery-group", &group]).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret.txt"), "OUTSIDE-SECRET\n").unwrap();
+    let ws = tmp.path().join("proj");
+    ok(&src, &["workspace", "create", ws.to_str().unwrap()]);
+    std::fs::write(ws.join("in.txt"), "inside\n").unwrap();
+    std::os::unix::fs::symlink(&outside, ws.join("escape-dir")).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.txt"), ws.join("escape-file")).unwrap();
+    ok(&src, &["share", "proj", "--access", "open"]);
+    dst.wait_for_catalog("proj");
+
+    // The file list has the links as links; nothing under them.
+    let http = reqwest::blocking::Client::new();
+    let list: Value = http
+        .get(format!("{}/api/v1/shares/proj/files", src.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let entries = list["entries"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .all(|e| !e["path"].as_str().unwrap().starts_with("escape-dir/")),
+        "{list}"
+    );
+    let link = entries
+        .iter()
+        .position(|e| e["path"] == "escape-file")
+        .unwrap();
+    assert_eq!(entries[link]["type"], "symlink", "{}", entries[link]);
+    // Asking for the link's content as a file is refused.
+    let res = http
+        .post(format!("{}/api/v1/shares/proj/stream", src.url))
+        .json(&json!({"revision": list["revision"], "ranges": [[link, link + 1]]}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    assert!(!res.text().unwrap().contains("OUTSIDE-SECRET"));
+    // Path tricks name no workspace.
+    for trick in ["..%2F..%2Foutside", "..", "%2e%2e", "proj%2F..%2F.."] {
+        let res = http
+            .get(format!("{}/api/v1/shares/{trick}/files", src.url))
+            .send()
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 404, "{trick}");
+    }
+
+    // A clone gets the links, never the content behind them.
+    let to = tmp.path().join("clone");
+    let out = dst.cli(&["clone", "src/proj", "--to", to.to_str().unwrap()]);
+    let (o, e) = text(&out);
+    if out.status.success() {
+        for name in ["escape-dir", "escape-file"] {
+            let meta = std::fs::symlink_metadata(to.join(name)).unwrap();
+            assert!(meta.file_type().is_symlink(), "{name} arrives as a link");
+        }
+    } else {
+        // Or the receiver refuses a link that leads out of the clone, which is safe too.
+        assert!(format!("{o}{e}").contains("leads outside"), "{o}{e}");
+    }
+    let mut stack = vec![to.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let t = entry.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(entry.path());
+            } else if t.is_file() {
+                let body = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                assert!(
+                    !body.contains("OUTSIDE-SECRET"),
+                    "{}",
+                    entry.path().display()
+                );
+            }
+        }
+    }
+}
