@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aienv_e2e::{TestNode, private_group, text, wait_for};
+use aienv_e2e::{TestNode, clone_job, private_group, text, wait_for};
 use serde_json::Value;
 
 const SOON: Duration = Duration::from_secs(10);
@@ -93,21 +93,11 @@ fn sharded_clone_under_way(p: &Pair) -> Option<(String, PathBuf)> {
     }
     let (target, id) = p.clone_detached();
     let seen = wait_for("some shards arrived", Duration::from_secs(60), || {
-        let j = job_of(&p.dst, &id);
+        let j = clone_job(&p.dst, &id);
         (j["progress"]["files_done"].as_u64().unwrap_or(0) >= 3 || j["state"] != "running")
             .then_some(j)
     });
     (seen["state"] == "running").then_some((id, target))
-}
-
-fn job_of(n: &TestNode, id: &str) -> Value {
-    n.json(&["clones"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["id"] == id)
-        .cloned()
-        .expect("the job is listed")
 }
 
 #[test]

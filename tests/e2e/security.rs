@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use aienv_e2e::{TestNode, private_group, text, wait_for};
+use aienv_e2e::{TestNode, clone_job, private_group, text, wait_for};
 use serde_json::{Value, json};
 
 const SOON: Duration = Duration::from_secs(15);
@@ -56,21 +56,28 @@ impl Lab {
     fn target(&self, name: &str) -> PathBuf {
         self.tmp.path().join(name)
     }
-}
 
-fn job_of(n: &TestNode, id: &str) -> Value {
-    n.json(&["clones"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["id"] == id)
-        .cloned()
-        .expect("the job is listed")
+    /// `aienv clone src/WS --to TMP/TO --token TOKEN` on dst, which must fail: its message.
+    fn refused_with(&self, ws: &str, to: &str, token: &str) -> String {
+        let to = self.target(to);
+        let source = format!("src/{ws}");
+        fails(
+            &self.dst,
+            &[
+                "clone",
+                &source,
+                "--to",
+                to.to_str().unwrap(),
+                "--token",
+                token,
+            ],
+        )
+    }
 }
 
 fn finished(n: &TestNode, id: &str) -> Value {
     wait_for("the clone ends", Duration::from_secs(30), || {
-        let j = job_of(n, id);
+        let j = clone_job(n, id);
         (j["state"] != "running").then_some(j)
     })
 }
@@ -86,17 +93,7 @@ fn a_token_share_needs_a_valid_token_and_the_audit_log_says_who_got_in() {
     );
     assert!(!to.join("train.py").exists(), "nothing arrived");
 
-    let wrong = fails(
-        &l.dst,
-        &[
-            "clone",
-            "src/proj",
-            "--to",
-            to.to_str().unwrap(),
-            "--token",
-            "aienv_st_guess",
-        ],
-    );
+    let wrong = l.refused_with("proj", "c1", "aienv_st_guess");
     assert!(wrong.contains("not valid for \"proj\""), "{wrong}");
 
     let t = l
@@ -104,17 +101,7 @@ fn a_token_share_needs_a_valid_token_and_the_audit_log_says_who_got_in() {
         .json(&["share", "token", "create", "proj", "--label", "dst"]);
     let secret = t["secret"].as_str().unwrap();
     // A token for one workspace does not open another.
-    let other = fails(
-        &l.dst,
-        &[
-            "clone",
-            "src/second",
-            "--to",
-            l.target("c2").to_str().unwrap(),
-            "--token",
-            secret,
-        ],
-    );
+    let other = l.refused_with("second", "c2", secret);
     assert!(other.contains("not valid for \"second\""), "{other}");
 
     let job = l.dst.json(&[
@@ -176,17 +163,7 @@ fn a_token_share_needs_a_valid_token_and_the_audit_log_says_who_got_in() {
         .src
         .json(&["share", "token", "create", "proj", "--expires", "1s"]);
     std::thread::sleep(Duration::from_millis(1200));
-    let expired = fails(
-        &l.dst,
-        &[
-            "clone",
-            "src/proj",
-            "--to",
-            l.target("c3").to_str().unwrap(),
-            "--token",
-            short["secret"].as_str().unwrap(),
-        ],
-    );
+    let expired = l.refused_with("proj", "c3", short["secret"].as_str().unwrap());
     assert!(expired.contains("expired"), "{expired}");
 
     // The audit log has who was let in and who was refused, and why.
@@ -249,7 +226,11 @@ fn an_approve_share_waits_for_the_owner_who_can_say_yes_or_no() {
     let id = start("proj", "yes");
     let r = pending("proj");
     assert_eq!(r["peer_name"], "dst");
-    assert!(job_of(&l.dst, &id)["notes"].to_string().contains("approve"));
+    assert!(
+        clone_job(&l.dst, &id)["notes"]
+            .to_string()
+            .contains("approve")
+    );
     ok(&l.src, &["access", "approve", r["id"].as_str().unwrap()]);
     let job = finished(&l.dst, &id);
     assert_eq!(job["state"], "done", "{job}");

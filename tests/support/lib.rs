@@ -294,6 +294,17 @@ pub fn serve_command(data_dir: &Path, name: &str, extra: &[&str]) -> Command {
     cmd
 }
 
+/// Clone job `id` as `aienv clones` lists it on `n`.
+pub fn clone_job(n: &TestNode, id: &str) -> Value {
+    n.json(&["clones"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == id)
+        .cloned()
+        .expect("the job is listed")
+}
+
 /// A discovery group address on a free UDP port, for the nodes of one test.
 pub fn private_group() -> String {
     let port = std::net::UdpSocket::bind("127.0.0.1:0")

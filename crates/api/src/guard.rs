@@ -84,8 +84,22 @@ pub async fn lan_only(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// Checks `Authorization: Bearer KEY` (or `?access_token=KEY`, for browsers' WebSockets, which
-/// cannot set headers) when the node has an API key.
+/// The API key a request presents: `Authorization: Bearer KEY`, or `?access_token=KEY` (browsers'
+/// WebSockets cannot set headers).
+pub(crate) fn presented_key(req: &Request) -> Option<&str> {
+    let header = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let query = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")));
+    header.or(query)
+}
+
+/// Checks the API key ([`presented_key`]) when the node has one.
 pub async fn api_key(
     State(key): State<Option<std::sync::Arc<str>>>,
     req: Request,
@@ -98,16 +112,7 @@ pub async fn api_key(
     if OPEN_PATHS.contains(&path) || !path.starts_with("/api/") || is_peer_path(path) {
         return next.run(req).await;
     }
-    let header = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let query = req
-        .uri()
-        .query()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")));
-    match header.or(query) {
+    match presented_key(&req) {
         Some(given) if aienv_trust::same_secret(given.as_bytes(), key.as_bytes()) => {
             next.run(req).await
         }

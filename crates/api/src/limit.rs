@@ -245,27 +245,10 @@ fn is_failure(status: StatusCode, node_has_key: bool) -> bool {
     }
 }
 
-/// Whether `req` carries the node's API key, where `guard::api_key` looks for it (the
-/// `Authorization: Bearer` header, or `?access_token=`).
+/// Whether `req` carries the node's API key, where `guard::api_key` looks for it.
 fn carries_key(req: &Request, key: &str) -> bool {
-    let header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let query = req
-        .uri()
-        .query()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")));
-    // Without stopping at the first difference, so timing does not reveal the key.
-    header.or(query).is_some_and(|given| {
-        given.len() == key.len()
-            && given
-                .bytes()
-                .zip(key.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    })
+    crate::guard::presented_key(req)
+        .is_some_and(|given| aienv_trust::same_secret(given.as_bytes(), key.as_bytes()))
 }
 
 fn header_bytes(req: &Request) -> usize {

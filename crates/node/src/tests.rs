@@ -19,8 +19,8 @@ async fn next(rx: &mut tokio::sync::broadcast::Receiver<Event>, wait: Duration) 
         .and_then(Result::ok)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_edits_are_announced_once_and_hand_edits_follow() {
+/// A node on a fresh data dir with one new workspace "w" (and the temp dirs that hold them).
+fn node_with_workspace() -> (Node, aienv_core::Workspace, [tempfile::TempDir; 2]) {
     let data = tempfile::tempdir().unwrap();
     let root = tempfile::tempdir().unwrap();
     let node = Node::start(Config::load(data.path(), Settings::default()).unwrap()).unwrap();
@@ -33,6 +33,12 @@ async fn api_edits_are_announced_once_and_hand_edits_follow() {
             manifest: None,
         })
         .unwrap();
+    (node, ws, [data, root])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_edits_are_announced_once_and_hand_edits_follow() {
+    let (node, ws, _dirs) = node_with_workspace();
     let mut rx = node.subscribe();
 
     node.add_environment(&ws.id, env("a")).unwrap();
@@ -72,18 +78,7 @@ async fn api_edits_are_announced_once_and_hand_edits_follow() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_whose_folder_a_file_is_in_the_way_of_is_refused_and_nothing_is_written() {
-    let data = tempfile::tempdir().unwrap();
-    let root = tempfile::tempdir().unwrap();
-    let node = Node::start(Config::load(data.path(), Settings::default()).unwrap()).unwrap();
-    let ws = node
-        .create_workspace(NewWorkspace {
-            path: root.path().join("w"),
-            create: true,
-            name: None,
-            description: None,
-            manifest: None,
-        })
-        .unwrap();
+    let (node, ws, _dirs) = node_with_workspace();
     std::fs::write(ws.path.join("notes.md"), "a file\n").unwrap();
     let file = ws.path.join("aienv.toml");
     let before = std::fs::read_to_string(&file).unwrap();
