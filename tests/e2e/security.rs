@@ -237,6 +237,70 @@ fn an_approve_share_waits_for_the_owner_who_can_say_yes_or_no() {
     assert!(l.target("yes").join("train.py").exists());
     let tokens = l.src.json(&["share", "token", "list", "proj"]);
     assert_eq!(tokens[0]["granted_to"], "dst", "{tokens}");
+    let dst_cert = health(&l.dst)["node"]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        tokens[0]["bound_to"],
+        dst_cert.as_str(),
+        "the grant is bound to dst's certificate"
+    );
+    let audit = l.src.json(&["audit"]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["action"] == "clone"
+                && r["allowed"] == true
+                && r["peer_verified"] == true
+                && r["peer_cert"] == dst_cert.as_str()),
+        "dst's clone is logged with its verified certificate: {audit}"
+    );
+
+    // The grant, copied to another machine, opens nothing: not with dst's name, not without it.
+    let held = std::fs::read_to_string(l.dst.data_dir.join("held-tokens.json")).unwrap();
+    let held: Value = serde_json::from_str(&held).unwrap();
+    let grant = held
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap();
+    let thief_dir = tempfile::tempdir().unwrap();
+    let thief = aienv_trust::Identity::load_or_create(thief_dir.path(), "thief").unwrap();
+    let src_fp = health(&l.src)["node"]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let files = format!(
+        "{}/api/v1/shares/proj/files",
+        l.src.url.replace("http://", "https://")
+    );
+    let dst_id = l.dst.instance_id();
+    for (cert, claim, code) in [
+        (Some(&thief), Some(dst_id.as_str()), "peer_impersonation"),
+        (Some(&thief), None, "token_other_peer"),
+        (None, None, "token_other_peer"),
+    ] {
+        let http = reqwest::blocking::Client::builder()
+            .use_preconfigured_tls(aienv_trust::tls_config(&src_fp, cert))
+            .build()
+            .unwrap();
+        let mut req = http.get(&files).header("aienv-share-token", grant);
+        if let Some(id) = claim {
+            req = req
+                .header("aienv-node-id", id)
+                .header("aienv-node-name", "dst");
+        }
+        let res = req.send().unwrap();
+        assert_eq!(res.status().as_u16(), 403, "{code}");
+        let body: Value = res.json().unwrap();
+        assert_eq!(body["error"]["code"], code, "{body}");
+    }
 
     // No: the peer is told the owner refused.
     let id = start("second", "no");

@@ -23,18 +23,23 @@ pub fn is_peer_path(path: &str) -> bool {
     path == "/api/v1/shares" || path.starts_with("/api/v1/shares/")
 }
 
-/// Whether the request came over TLS (absent for in-process callers, which have no socket).
-#[derive(Debug, Clone, Copy)]
+/// Whether the request came over TLS, and the fingerprint of the client's certificate (absent
+/// for in-process callers, which have no socket).
+#[derive(Debug, Clone)]
 pub struct Transport {
     pub tls: bool,
+    pub client_cert: Option<std::sync::Arc<str>>,
 }
 
 /// Makes the connection's facts available the usual way: `ConnectInfo<SocketAddr>` for the
 /// address, [`Transport`] for TLS.
 pub async fn transport(mut req: Request, next: Next) -> Response {
-    if let Some(ConnectInfo(conn)) = req.extensions().get::<ConnectInfo<crate::Conn>>().copied() {
+    if let Some(ConnectInfo(conn)) = req.extensions().get::<ConnectInfo<crate::Conn>>().cloned() {
         req.extensions_mut().insert(ConnectInfo(conn.addr));
-        req.extensions_mut().insert(Transport { tls: conn.tls });
+        req.extensions_mut().insert(Transport {
+            tls: conn.tls,
+            client_cert: conn.client_cert,
+        });
     }
     next.run(req).await
 }

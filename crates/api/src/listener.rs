@@ -26,16 +26,18 @@ const TLS_HANDSHAKE: u8 = 0x16;
 
 pub type Io = Either<TcpStream, TlsStream<TcpStream>>;
 
-/// Who is on the other end of a connection, and whether it came over TLS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who is on the other end of a connection, whether it came over TLS, and the SHA-256 of the
+/// certificate the client presented (a peer node presents its own; other clients none).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conn {
     pub addr: SocketAddr,
     pub tls: bool,
+    pub client_cert: Option<Arc<str>>,
 }
 
 impl Connected<IncomingStream<'_, PeerListener>> for Conn {
     fn connect_info(stream: IncomingStream<'_, PeerListener>) -> Self {
-        *stream.remote_addr()
+        stream.remote_addr().clone()
     }
 }
 
@@ -78,8 +80,13 @@ impl PeerListener {
                 let (tx, acceptor) = (tx.clone(), acceptor.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, sort(stream, acceptor)).await {
-                        Ok(Ok((io, tls))) => {
-                            let _ = tx.send((io, Conn { addr, tls })).await;
+                        Ok(Ok(io)) => {
+                            let conn = Conn {
+                                addr,
+                                tls: matches!(io, Either::Right(_)),
+                                client_cert: client_cert(&io),
+                            };
+                            let _ = tx.send((io, conn)).await;
                         }
                         Ok(Err(e)) => tracing::debug!("connection from {addr}: {e}"),
                         Err(_) => tracing::debug!("connection from {addr}: no handshake in time"),
@@ -95,16 +102,23 @@ impl PeerListener {
     }
 }
 
-async fn sort(stream: TcpStream, acceptor: Option<TlsAcceptor>) -> std::io::Result<(Io, bool)> {
+async fn sort(stream: TcpStream, acceptor: Option<TlsAcceptor>) -> std::io::Result<Io> {
     let Some(acceptor) = acceptor else {
-        return Ok((Either::Left(stream), false));
+        return Ok(Either::Left(stream));
     };
     let mut first = [0u8; 1];
     if stream.peek(&mut first).await? == 1 && first[0] == TLS_HANDSHAKE {
-        Ok((Either::Right(acceptor.accept(stream).await?), true))
+        Ok(Either::Right(acceptor.accept(stream).await?))
     } else {
-        Ok((Either::Left(stream), false))
+        Ok(Either::Left(stream))
     }
+}
+
+/// The fingerprint of the certificate a TLS client presented (its key signed the handshake).
+fn client_cert(io: &Io) -> Option<Arc<str>> {
+    let Either::Right(tls) = io else { return None };
+    let cert = tls.get_ref().1.peer_certificates()?.first()?;
+    Some(Arc::from(aienv_trust::fingerprint(cert)))
 }
 
 impl axum::serve::Listener for PeerListener {
@@ -123,6 +137,7 @@ impl axum::serve::Listener for PeerListener {
         Ok(Conn {
             addr: self.local,
             tls: false,
+            client_cert: None,
         })
     }
 }

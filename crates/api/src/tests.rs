@@ -478,6 +478,7 @@ async fn peer_routes_from_other_machines_need_tls() {
         req.extensions_mut().insert(ConnectInfo(crate::Conn {
             addr: addr.parse().unwrap(),
             tls,
+            client_cert: None,
         }));
         let got = f.send(req).await;
         if ok {
@@ -496,6 +497,7 @@ async fn peer_routes_from_other_machines_need_tls() {
     req.extensions_mut().insert(ConnectInfo(crate::Conn {
         addr: "192.168.1.5:5000".parse().unwrap(),
         tls: false,
+        client_cert: None,
     }));
     assert_eq!(f.send(req).await.0, StatusCode::OK);
 }

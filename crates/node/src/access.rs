@@ -27,6 +27,8 @@ pub struct Requester {
     pub peer_name: Option<String>,
     /// The share token it presented.
     pub token: Option<String>,
+    /// The SHA-256 of the certificate it presented over TLS (a peer node presents its own).
+    pub cert: Option<String>,
 }
 
 /// Pending access requests, and how to answer each.
@@ -38,10 +40,10 @@ impl Node {
     pub fn authorize(&self, ws: &str, who: &Requester, action: &str) -> Result<()> {
         let w = self.shared_workspace(ws)?;
         let access = w.manifest.as_ref().map(|m| m.sharing.access);
-        let verdict = match access {
+        let verdict = self.check_identity(who).and_then(|()| match access {
             Some(Access::Open) => Ok("open share".to_string()),
-            _ => self.check_token(&w, access, who.token.as_deref()),
-        };
+            _ => self.check_token(&w, access, who),
+        });
         match verdict {
             Ok(why) => {
                 self.audit(who, &w.name, action, true, why);
@@ -54,16 +56,53 @@ impl Node {
         }
     }
 
+    /// The certificate a peer presents must be the one this node knows for the node it names
+    /// (pinned, or announced): a machine cannot borrow another node's name.
+    fn check_identity(&self, who: &Requester) -> std::result::Result<(), NodeError> {
+        match (self.known_cert(who), &who.cert) {
+            (Some(known), Some(cert)) if known != *cert => Err(NodeError::Denied {
+                code: "peer_impersonation",
+                message: format!(
+                    "this request names node {:?} ({}) but comes with another certificate than \
+                     that node's; it was refused and logged",
+                    who.peer_name.as_deref().unwrap_or("?"),
+                    who.peer_id.as_deref().unwrap_or("?")
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The certificate this node knows for the node `who` names, pinned or announced.
+    fn known_cert(&self, who: &Requester) -> Option<String> {
+        let id = who.peer_id.as_deref()?;
+        self.inner
+            .peer_clients
+            .pins()
+            .get(id)
+            .map(|p| p.fingerprint)
+            .or_else(|| {
+                self.peers()
+                    .into_iter()
+                    .find(|p| p.id == id)
+                    .and_then(|p| p.fingerprint)
+            })
+    }
+
     fn check_token(
         &self,
         w: &Workspace,
         access: Option<Access>,
-        token: Option<&str>,
+        who: &Requester,
     ) -> std::result::Result<String, NodeError> {
         let owner = &self.inner.config.name;
         let name = &w.name;
         let denied = |code, message: String| Err(NodeError::Denied { code, message });
-        match self.inner.tokens.check(&w.id, token) {
+        let check = self
+            .inner
+            .tokens
+            .check(&w.id, who.token.as_deref(), who.cert.as_deref());
+        match check {
             TokenCheck::Valid(t) => Ok(format!("token {}", t.id)),
             TokenCheck::Missing if access == Some(Access::Approve) => denied(
                 "approval_required",
@@ -94,6 +133,14 @@ impl Node {
                     t.id
                 ),
             ),
+            TokenCheck::OtherPeer(t) => denied(
+                "token_other_peer",
+                format!(
+                    "this token for {name:?} on {owner:?} was granted to another node ({}); ask \
+                     for access from this one",
+                    t.granted_to.as_deref().unwrap_or("?")
+                ),
+            ),
             TokenCheck::Expired(t) => denied(
                 "token_expired",
                 format!(
@@ -118,11 +165,14 @@ impl Node {
     }
 
     fn audit(&self, who: &Requester, workspace: &str, action: &str, allowed: bool, detail: String) {
+        let verified = who.cert.is_some() && self.known_cert(who) == who.cert;
         self.inner.audit.record(&AuditRecord {
             time_ms: now_ms(),
             from: who.from.clone(),
             peer_id: who.peer_id.clone(),
             peer_name: who.peer_name.clone(),
+            peer_cert: who.cert.clone(),
+            peer_verified: verified,
             workspace: workspace.to_string(),
             action: action.to_string(),
             allowed,
@@ -187,6 +237,16 @@ impl Node {
     /// the answer (at most the configured timeout). A yes gives `who` a token of its own.
     pub async fn request_access(&self, ws: &str, who: &Requester) -> Result<NewToken> {
         let w = self.shared_workspace(ws)?;
+        if let Err(e) = self.check_identity(who) {
+            self.audit(
+                who,
+                &w.name,
+                "access_request",
+                false,
+                format!("{}: {e}", e.code()),
+            );
+            return Err(e);
+        }
         let access = w.manifest.as_ref().map(|m| m.sharing.access);
         if access != Some(Access::Approve) {
             let e = NodeError::InvalidRequest(format!(
@@ -238,7 +298,12 @@ impl Node {
             let to = who.peer_name.clone().unwrap_or_else(|| who.from.clone());
             self.inner
                 .tokens
-                .create(&w.id, Some(format!("approved for {to}")), None, Some(to))
+                .create(
+                    &w.id,
+                    Some(format!("approved for {to}")),
+                    None,
+                    Some((to, who.cert.clone())),
+                )
                 .map_err(|e| NodeError::io("cannot save the grant", e))
         } else if timed_out {
             Err(NodeError::Denied {

@@ -146,6 +146,7 @@ impl Node {
         let peer_clients = Arc::new(aienv_trust::PeerClients::new(
             Arc::new(aienv_trust::Pins::load(data_dir.path())),
             config.plain_peers,
+            Some(identity.clone()),
         ));
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let node = Node {

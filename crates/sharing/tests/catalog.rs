@@ -71,6 +71,7 @@ fn catalog() -> Catalog {
     Catalog::new(std::sync::Arc::new(aienv_trust::PeerClients::new(
         std::sync::Arc::new(pins),
         true,
+        None,
     )))
 }
 

@@ -24,6 +24,12 @@ pub struct AuditRecord {
     pub peer_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_name: Option<String>,
+    /// The SHA-256 of the certificate the peer presented, if any, and whether it is the
+    /// certificate this node knows for the node the peer names (then `peer_id` is a fact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_cert: Option<String>,
+    #[serde(default)]
+    pub peer_verified: bool,
     pub workspace: String,
     /// `files`, `clone`, `image`, `access_request`, `token_created`, `token_revoked`.
     pub action: String,
@@ -95,6 +101,8 @@ mod tests {
                 from: "127.0.0.1:5000".into(),
                 peer_id: None,
                 peer_name: Some("laptop".into()),
+                peer_cert: None,
+                peer_verified: false,
                 workspace: "proj".into(),
                 action: "clone".into(),
                 allowed,

@@ -12,7 +12,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
-use crate::identity::fingerprint;
+use crate::identity::{Identity, fingerprint};
 use crate::pins::{PinError, Pins, lock};
 
 /// How long connecting to a peer may take.
@@ -36,14 +36,17 @@ pub enum PeerError {
 pub struct PeerClients {
     pins: Arc<Pins>,
     plain_allowed: bool,
+    /// Presented to peers, so they know which node asks (mutual TLS).
+    identity: Option<Identity>,
     clients: Mutex<HashMap<String, reqwest::Client>>,
 }
 
 impl PeerClients {
-    pub fn new(pins: Arc<Pins>, plain_allowed: bool) -> PeerClients {
+    pub fn new(pins: Arc<Pins>, plain_allowed: bool, identity: Option<Identity>) -> PeerClients {
         PeerClients {
             pins,
             plain_allowed,
+            identity,
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -88,36 +91,44 @@ impl PeerClients {
         let key = fp.unwrap_or("plain").to_string();
         lock(&self.clients)
             .entry(key)
-            .or_insert_with(|| build(fp))
+            .or_insert_with(|| build(fp, self.identity.as_ref()))
             .clone()
     }
 }
 
 /// Fetches are rare and transfers are long, so connections are not pooled: an idle connection
 /// per peer would cost more memory, on both sides, than everything else kept about that peer.
-fn build(fp: Option<&str>) -> reqwest::Client {
+fn build(fp: Option<&str>, identity: Option<&Identity>) -> reqwest::Client {
     let builder = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .connect_timeout(CONNECT_TIMEOUT);
     let builder = match fp {
         None => builder,
-        Some(fp) => builder.use_preconfigured_tls(tls_config(fp)).tls_info(true),
+        Some(fp) => builder
+            .use_preconfigured_tls(tls_config(fp, identity))
+            .tls_info(true),
     };
     builder.build().expect("the HTTP client builds")
 }
 
-/// A rustls client config that accepts only the certificate with SHA-256 `fp` ("" = any).
-pub fn tls_config(fp: &str) -> rustls::ClientConfig {
+/// A rustls client config that accepts only the certificate with SHA-256 `fp` ("" = any), and
+/// presents `identity`'s certificate when given.
+pub fn tls_config(fp: &str, identity: Option<&Identity>) -> rustls::ClientConfig {
     let provider = crate::provider();
-    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default TLS versions")
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Pinned {
             fingerprint: fp.to_string(),
             provider,
-        }))
-        .with_no_client_auth();
+        }));
+    let mut config = match identity.map(Identity::cert_and_key) {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(cert, key)
+            .expect("the node's own key matches its certificate"),
+        None => builder.with_no_client_auth(),
+    };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config
 }

@@ -36,6 +36,10 @@ pub struct TokenInfo {
     /// For a grant: the peer whose request the owner approved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub granted_to: Option<String>,
+    /// For a grant: the SHA-256 of that peer's certificate. The token works only on connections
+    /// that present it, so a copied grant is worth nothing elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_to: Option<String>,
 }
 
 /// A token just made: the only time its secret is known.
@@ -55,6 +59,8 @@ pub enum TokenCheck {
     Unknown,
     Expired(TokenInfo),
     Revoked(TokenInfo),
+    /// A grant presented over a connection without its peer's certificate.
+    OtherPeer(TokenInfo),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,14 +103,16 @@ impl Tokens {
         })
     }
 
-    /// Makes a token for `workspace_id`. `expires_ms` is absolute; `granted_to` marks a grant.
+    /// Makes a token for `workspace_id`. `expires_ms` is absolute; `granted_to` (a peer's name
+    /// and certificate fingerprint) marks a grant, bound to that certificate.
     pub fn create(
         &self,
         workspace_id: &str,
         label: Option<String>,
         expires_ms: Option<u64>,
-        granted_to: Option<String>,
+        granted_to: Option<(String, Option<String>)>,
     ) -> std::io::Result<NewToken> {
+        let (granted_to, bound_to) = granted_to.unzip();
         let secret = format!(
             "{PREFIX}{}{}",
             uuid::Uuid::new_v4().simple(),
@@ -119,6 +127,7 @@ impl Tokens {
             revoked_ms: None,
             last_used_ms: None,
             granted_to,
+            bound_to: bound_to.flatten(),
         };
         let mut map = lock(&self.by_hash);
         map.insert(
@@ -158,8 +167,14 @@ impl Tokens {
         Ok(Some(info))
     }
 
-    /// Whether `secret` opens `workspace_id` now.
-    pub fn check(&self, workspace_id: &str, secret: Option<&str>) -> TokenCheck {
+    /// Whether `secret`, presented over a connection with client certificate `cert`, opens
+    /// `workspace_id` now.
+    pub fn check(
+        &self,
+        workspace_id: &str,
+        secret: Option<&str>,
+        cert: Option<&str>,
+    ) -> TokenCheck {
         let Some(secret) = secret.filter(|s| !s.is_empty()) else {
             return TokenCheck::Missing;
         };
@@ -176,6 +191,9 @@ impl Tokens {
         }
         if s.info.expires_ms.is_some_and(|e| e <= now) {
             return TokenCheck::Expired(s.info.clone());
+        }
+        if s.info.bound_to.is_some() && s.info.bound_to.as_deref() != cert {
+            return TokenCheck::OtherPeer(s.info.clone());
         }
         let write = s
             .info
@@ -216,28 +234,31 @@ mod tests {
             .unwrap();
         assert!(t.secret.starts_with(PREFIX));
         assert!(matches!(
-            tokens.check("ws1", Some(&t.secret)),
+            tokens.check("ws1", Some(&t.secret), None),
             TokenCheck::Valid(_)
         ));
-        assert_eq!(tokens.check("ws2", Some(&t.secret)), TokenCheck::Unknown);
         assert_eq!(
-            tokens.check("ws1", Some("aienv_st_nope")),
+            tokens.check("ws2", Some(&t.secret), None),
             TokenCheck::Unknown
         );
-        assert_eq!(tokens.check("ws1", None), TokenCheck::Missing);
+        assert_eq!(
+            tokens.check("ws1", Some("aienv_st_nope"), None),
+            TokenCheck::Unknown
+        );
+        assert_eq!(tokens.check("ws1", None, None), TokenCheck::Missing);
 
         // Kept across restarts, as a hash only.
         let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
         assert!(!text.contains(&t.secret), "the secret is never stored");
         let tokens = Tokens::load(dir.path()).unwrap();
         assert!(matches!(
-            tokens.check("ws1", Some(&t.secret)),
+            tokens.check("ws1", Some(&t.secret), None),
             TokenCheck::Valid(_)
         ));
 
         tokens.revoke("ws1", &t.info.id).unwrap().unwrap();
         assert!(matches!(
-            tokens.check("ws1", Some(&t.secret)),
+            tokens.check("ws1", Some(&t.secret), None),
             TokenCheck::Revoked(_)
         ));
         assert!(tokens.revoke("ws1", "nosuch").unwrap().is_none());
@@ -246,10 +267,31 @@ mod tests {
             .create("ws1", None, Some(crate::now_ms() - 1), None)
             .unwrap();
         assert!(matches!(
-            tokens.check("ws1", Some(&old.secret)),
+            tokens.check("ws1", Some(&old.secret), None),
             TokenCheck::Expired(_)
         ));
         assert_eq!(tokens.list("ws1").len(), 2);
+
+        let grant = tokens
+            .create(
+                "ws1",
+                None,
+                None,
+                Some(("laptop".into(), Some("cc".into()))),
+            )
+            .unwrap();
+        assert!(matches!(
+            tokens.check("ws1", Some(&grant.secret), Some("cc")),
+            TokenCheck::Valid(_)
+        ));
+        assert!(matches!(
+            tokens.check("ws1", Some(&grant.secret), Some("dd")),
+            TokenCheck::OtherPeer(_)
+        ));
+        assert!(matches!(
+            tokens.check("ws1", Some(&grant.secret), None),
+            TokenCheck::OtherPeer(_)
+        ));
     }
 
     #[test]

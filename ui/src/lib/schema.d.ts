@@ -740,9 +740,15 @@ export interface components {
             detail?: string | null;
             /** @description Where the request came from (`IP:PORT`), or `local` for in-process callers. */
             from: string;
+            /**
+             * @description The SHA-256 of the certificate the peer presented, if any, and whether it is the
+             *     certificate this node knows for the node the peer names (then `peer_id` is a fact).
+             */
+            peer_cert?: string | null;
             /** @description The node id and name the peer gave (they are claims: the address is the fact). */
             peer_id?: string | null;
             peer_name?: string | null;
+            peer_verified?: boolean;
             /** Format: int64 */
             time_ms: number;
             workspace: string;
@@ -1588,6 +1594,11 @@ export interface components {
         };
         /** @description What the owner sees of a token (never its secret). */
         TokenInfo: {
+            /**
+             * @description For a grant: the SHA-256 of that peer's certificate. The token works only on connections
+             *     that present it, so a copied grant is worth nothing elsewhere.
+             */
+            bound_to?: string | null;
             /** Format: int64 */
             created_ms: number;
             /** Format: int64 */

@@ -45,6 +45,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Who {
                 .get(TOKEN_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
+            cert: parts
+                .extensions
+                .get::<crate::guard::Transport>()
+                .and_then(|t| t.client_cert.as_deref().map(str::to_string)),
         }))
     }
 }
