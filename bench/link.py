@@ -7,7 +7,8 @@ inside them). Needs root and iproute2. Measures
   the venv alone, compression on (zstd -1):             uncompressed bytes per second (target > line rate)
   the venv alone, --compress auto:                      what auto chose, and its rate
 
-Usage: bench/link.py [FIXTURE] [--bin target/release/aienv]
+Usage: bench/link.py [FIXTURE] [--bin target/release/aienv] [--plain]
+(--plain: both nodes with --plain-peers, no TLS, to compare with the default)
 """
 import argparse, json, os, shutil, subprocess, sys, tempfile, time
 
@@ -20,6 +21,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("fixture", nargs="?", default="/dev/shm/aienv-fixture")
     ap.add_argument("--bin", default=os.path.abspath("target/release/aienv"))
+    ap.add_argument("--plain", action="store_true")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root (network namespaces and tc)")
@@ -47,7 +49,8 @@ def main():
         for i, n in enumerate(ns):
             data = os.path.join(tmp, f"data{i}")
             p = subprocess.Popen(["ip", "netns", "exec", n, a.bin, "serve", "--data-dir", data, "--listen", f"10.78.0.{i+1}:0",
-                                  "--discovery-interface", f"10.78.0.{i+1}", "--name", f"host{i}"],
+                                  "--discovery-interface", f"10.78.0.{i+1}", "--name", f"host{i}",
+                                  *(["--plain-peers"] if a.plain else [])],
                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, f"node{i}.log"), "w"),
                                  env={**os.environ, "AIENV_LOG": "warn"})
             procs.append(p)

@@ -88,6 +88,15 @@ impl Api {
         self.send(self.request(reqwest::Method::DELETE, &format!("/runs/{run}")))
             .await
     }
+    pub async fn access_requests(&self) -> anyhow::Result<Vec<aienv_core::access::AccessRequest>> {
+        self.get("/access-requests").await
+    }
+    pub async fn decide(&self, request: &str, approve: bool) -> anyhow::Result<Value> {
+        let body = json!({ "approve": approve });
+        let path = format!("/access-requests/{request}");
+        self.send(self.request(reqwest::Method::POST, &path).json(&body))
+            .await
+    }
     pub async fn pause_sharing(&self, paused: bool) -> anyhow::Result<Value> {
         let body = json!({ "paused": paused });
         self.send(self.request(reqwest::Method::PUT, "/sharing").json(&body))

@@ -1,8 +1,9 @@
-//! The tray menu as data, built from what the node reports: recent environments with start or
-//! stop and their tool links, running clones with progress, the peers count, and the app's own
-//! items. Kept free of Tauri so it is tested without a tray host; `tray.rs` turns it into a menu.
+//! The tray menu as data, built from what the node reports: peers waiting for the owner's yes
+//! (Approve / Deny), recent environments with start or stop and their tool links, running clones
+//! with progress, the peers count, and the app's own items. Kept free of Tauri so it is tested without a tray host; `tray.rs` turns it into a menu.
 
 use aienv_core::WorkspaceSummary;
+use aienv_core::access::AccessRequest;
 use aienv_core::clone::{CloneJob, CloneState};
 use aienv_core::run::Run;
 
@@ -17,6 +18,8 @@ pub struct Snapshot {
     pub runs: Vec<Run>,
     pub clones: Vec<CloneJob>,
     pub peers: usize,
+    /// Access requests waiting for an answer, oldest first.
+    pub access: Vec<AccessRequest>,
     pub sharing_paused: bool,
     /// The node is reachable; when not, the menu says so and offers only the app's items.
     pub connected: bool,
@@ -55,6 +58,11 @@ pub enum Action {
     },
     OpenLink(String),
     PauseSharing(bool),
+    /// Answer an access request.
+    Decide {
+        request: String,
+        approve: bool,
+    },
     Quit,
 }
 
@@ -71,6 +79,7 @@ impl Action {
             Action::Stop { run } => format!("stop:{run}"),
             Action::OpenLink(url) => format!("link:{url}"),
             Action::PauseSharing(p) => format!("pause:{p}"),
+            Action::Decide { request, approve } => format!("access:{approve}:{request}"),
             Action::Quit => "quit".into(),
         }
     }
@@ -84,6 +93,13 @@ impl Action {
             "stop" => Action::Stop { run: rest.into() },
             "link" => Action::OpenLink(rest.into()),
             "pause" => Action::PauseSharing(rest == "true"),
+            "access" => {
+                let (approve, request) = rest.split_once(':')?;
+                Action::Decide {
+                    request: request.into(),
+                    approve: approve == "true",
+                }
+            }
             "start" => {
                 // Workspace ids have no ':'; environment names cannot have one either.
                 let (workspace, environment) = rest.split_once(':')?;
@@ -121,6 +137,24 @@ pub fn build(s: &Snapshot) -> Vec<Entry> {
     if !s.connected {
         menu.push(note("The node does not answer"));
     } else {
+        for r in &s.access {
+            let who = r.peer_name.as_deref().unwrap_or(&r.from);
+            let answer = |approve| Action::Decide {
+                request: r.id.clone(),
+                approve,
+            };
+            menu.push(Entry::Submenu {
+                label: format!("{who} asks to clone {}", r.workspace),
+                items: vec![
+                    note(format!("from {}", r.from)),
+                    item(answer(true), "Approve"),
+                    item(answer(false), "Deny"),
+                ],
+            });
+        }
+        if !s.access.is_empty() {
+            menu.push(Entry::Separator);
+        }
         menu.extend(environments(s));
         let running: Vec<&CloneJob> = s
             .clones

@@ -100,6 +100,13 @@ fn act(app: &AppHandle, id: &str) {
                 }
             });
         }
+        Action::Decide { request, approve } => {
+            tauri::async_runtime::spawn(async move {
+                if let Err(e) = api.decide(&request, approve).await {
+                    crate::notify(&app, "Cannot answer the request".into(), e.to_string());
+                }
+            });
+        }
         Action::PauseSharing(paused) => {
             tauri::async_runtime::spawn(async move {
                 if let Err(e) = api.pause_sharing(paused).await {

@@ -41,12 +41,13 @@ pub fn spawn(api: Api, sink: impl Sink) {
 }
 
 async fn refetch(api: &Api, snapshot: &Mutex<Snapshot>) -> anyhow::Result<Snapshot> {
-    let (workspaces, runs, clones, peers, paused) = tokio::try_join!(
+    let (workspaces, runs, clones, peers, paused, access) = tokio::try_join!(
         api.workspaces(),
         api.runs(),
         api.clones(),
         api.peers(),
-        api.sharing_paused()
+        api.sharing_paused(),
+        api.access_requests()
     )?;
     let mut s = snapshot.lock().unwrap_or_else(|e| e.into_inner());
     *s = Snapshot {
@@ -54,6 +55,7 @@ async fn refetch(api: &Api, snapshot: &Mutex<Snapshot>) -> anyhow::Result<Snapsh
         runs,
         clones,
         peers: peers.len(),
+        access,
         sharing_paused: paused,
         connected: true,
     };
@@ -82,6 +84,14 @@ async fn follow(api: &Api, snapshot: &Mutex<Snapshot>, sink: &impl Sink) -> anyh
             Event::CloneDone { job } => sink.notify(
                 format!("Cloned {} from {}", job.workspace_name, job.peer_name),
                 job.target.display().to_string(),
+            ),
+            Event::AccessRequested { request } => sink.notify(
+                format!(
+                    "{} asks to clone {}",
+                    request.peer_name.as_deref().unwrap_or(&request.from),
+                    request.workspace
+                ),
+                "Approve or deny it from the tray menu or the window".into(),
             ),
             Event::CloneFailed { job } => sink.notify(
                 format!(
@@ -119,6 +129,14 @@ fn apply(s: &mut Snapshot, event: &Event) -> bool {
         Event::RunChanged { run } => {
             s.runs.retain(|r| r.id != run.id);
             s.runs.insert(0, run.clone());
+            true
+        }
+        Event::AccessRequested { request } => {
+            s.access.push(request.clone());
+            true
+        }
+        Event::AccessDecided { request, .. } => {
+            s.access.retain(|r| r.id != request.id);
             true
         }
         Event::CloneProgress { job } | Event::CloneDone { job } | Event::CloneFailed { job } => {

@@ -209,9 +209,54 @@ fn ids_round_trip() {
         Action::Stop { run: "r".into() },
         Action::OpenLink("http://127.0.0.1:1/lab?token=x:y".into()),
         Action::PauseSharing(false),
+        Action::Decide {
+            request: "r1".into(),
+            approve: true,
+        },
         Action::Quit,
     ] {
         assert_eq!(Action::parse(&a.id()), Some(a.clone()));
     }
     assert_eq!(Action::parse("note"), None);
+}
+
+#[test]
+fn a_waiting_access_request_is_answered_from_the_menu() {
+    let request: aienv_core::access::AccessRequest = serde_json::from_value(json!({
+        "id": "r1", "workspace_id": "w1", "workspace": "private", "peer_id": "p", "peer_name": "laptop",
+        "from": "10.0.0.7:5000", "requested_ms": 1, "expires_ms": 2}))
+    .unwrap();
+    let s = Snapshot {
+        connected: true,
+        access: vec![request],
+        ..Snapshot::default()
+    };
+    let menu = build(&s);
+    let Entry::Submenu { label, items } = &menu[2] else {
+        panic!("the request comes first: {menu:?}")
+    };
+    assert_eq!(label, "laptop asks to clone private");
+    let ids: Vec<Option<Action>> = items
+        .iter()
+        .map(|e| match e {
+            Entry::Item { id, .. } => Action::parse(id),
+            _ => None,
+        })
+        .collect();
+    assert!(ids.contains(&Some(Action::Decide {
+        request: "r1".into(),
+        approve: true
+    })));
+    assert!(ids.contains(&Some(Action::Decide {
+        request: "r1".into(),
+        approve: false
+    })));
+    assert!(
+        build(&Snapshot {
+            connected: true,
+            ..Snapshot::default()
+        })
+        .iter()
+        .all(|e| !matches!(e, Entry::Submenu { label, .. } if label.contains("asks")))
+    );
 }
