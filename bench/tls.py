@@ -14,12 +14,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clone import call, free_port, node, wait_job  # noqa: E402
 
 
-def pair(binary, tmp, src_dir, label, extra):
+def pair(binary, tmp, src_dir, label, extra, procs):
+    """Two nodes sharing the fixture; their processes go into `procs` at once, so that a failure
+    later on still ends them."""
     group = f"239.255.77.77:{free_port(socket.SOCK_DGRAM)}"
     root = os.path.join(tmp, label)
     os.makedirs(root)
     s = node(binary, root, "src", group, extra)
+    procs.append(s[0])
     d = node(binary, root, "dst", group, extra)
+    procs.append(d[0])
     call(s[1] + "/workspaces", "POST", {"path": src_dir})
     call(s[1] + "/shares/fixture/files")  # index once, outside the timings
     for _ in range(500):
@@ -54,9 +58,10 @@ def main():
         subprocess.run(["cp", "-a", a.fixture, src], check=True)
         with open(os.path.join(src, "aienv.toml"), "w") as f:
             f.write('[workspace]\nname = "fixture"\n\n[sharing]\nenabled = true\naccess = "open"\n')
-        pairs = {"tls": pair(a.bin, tmp, src, "tls", ()), "plain": pair(a.bin, tmp, src, "plain", ("--plain-peers",))}
-        procs = [p for s, d in pairs.values() for p in (s[0], d[0])]
+        procs = []
         try:
+            pairs = {"tls": pair(a.bin, tmp, src, "tls", (), procs),
+                     "plain": pair(a.bin, tmp, src, "plain", ("--plain-peers",), procs)}
             scheme = {k: call(d[1] + "/peers")[0]["scheme"] for k, (s, d) in pairs.items()}
             if scheme != {"tls": "https", "plain": "http"}: sys.exit(f"unexpected schemes: {scheme}")
             size = 0
