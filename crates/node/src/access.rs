@@ -40,36 +40,22 @@ impl Node {
     pub fn authorize(&self, ws: &str, who: &Requester, action: &str) -> Result<()> {
         let w = self.shared_workspace(ws)?;
         let access = w.manifest.as_ref().map(|m| m.sharing.access);
-        let verdict = self.check_identity(who).and_then(|()| match access {
+        let known = self.known_cert(who);
+        let verified = who.cert.is_some() && known == who.cert;
+        let verdict = check_identity(who, known).and_then(|()| match access {
             Some(Access::Open) => Ok("open share".to_string()),
             _ => self.check_token(&w, access, who),
         });
         match verdict {
             Ok(why) => {
-                self.audit(who, &w.name, action, true, why);
+                self.audit(who, verified, &w.name, action, true, why);
                 Ok(())
             }
             Err(e) => {
-                self.audit(who, &w.name, action, false, format!("{}: {e}", e.code()));
+                let why = format!("{}: {e}", e.code());
+                self.audit(who, verified, &w.name, action, false, why);
                 Err(e)
             }
-        }
-    }
-
-    /// The certificate a peer presents must be the one this node knows for the node it names
-    /// (pinned, or announced): a machine cannot borrow another node's name.
-    fn check_identity(&self, who: &Requester) -> std::result::Result<(), NodeError> {
-        match (self.known_cert(who), &who.cert) {
-            (Some(known), Some(cert)) if known != *cert => Err(NodeError::Denied {
-                code: "peer_impersonation",
-                message: format!(
-                    "this request names node {:?} ({}) but comes with another certificate than \
-                     that node's; it was refused and logged",
-                    who.peer_name.as_deref().unwrap_or("?"),
-                    who.peer_id.as_deref().unwrap_or("?")
-                ),
-            }),
-            _ => Ok(()),
         }
     }
 
@@ -164,8 +150,16 @@ impl Node {
         Ok(w)
     }
 
-    fn audit(&self, who: &Requester, workspace: &str, action: &str, allowed: bool, detail: String) {
-        let verified = who.cert.is_some() && self.known_cert(who) == who.cert;
+    /// `verified`: the requester's certificate is the one known for the node it names.
+    fn audit(
+        &self,
+        who: &Requester,
+        verified: bool,
+        workspace: &str,
+        action: &str,
+        allowed: bool,
+        detail: String,
+    ) {
         self.inner.audit.record(&AuditRecord {
             time_ms: now_ms(),
             from: who.from.clone(),
@@ -230,21 +224,26 @@ impl Node {
             from: "owner".into(),
             ..Requester::default()
         };
-        self.audit(&who, workspace, action, true, format!("token {token}"));
+        self.audit(
+            &who,
+            false,
+            workspace,
+            action,
+            true,
+            format!("token {token}"),
+        );
     }
 
     /// Asks the owner of `ws` (shared with `access = "approve"`) to let `who` in, and waits for
     /// the answer (at most the configured timeout). A yes gives `who` a token of its own.
     pub async fn request_access(&self, ws: &str, who: &Requester) -> Result<NewToken> {
         let w = self.shared_workspace(ws)?;
-        if let Err(e) = self.check_identity(who) {
-            self.audit(
-                who,
-                &w.name,
-                "access_request",
-                false,
-                format!("{}: {e}", e.code()),
-            );
+        let known = self.known_cert(who);
+        let verified = who.cert.is_some() && known == who.cert;
+        let audit =
+            |allowed, why| self.audit(who, verified, &w.name, "access_request", allowed, why);
+        if let Err(e) = check_identity(who, known) {
+            audit(false, format!("{}: {e}", e.code()));
             return Err(e);
         }
         let access = w.manifest.as_ref().map(|m| m.sharing.access);
@@ -252,14 +251,16 @@ impl Node {
             let e = NodeError::InvalidRequest(format!(
                 "{:?} is not shared on approval (its access is {}): no request is needed{}",
                 w.name,
-                access.map_or("open", access_name),
+                access.map_or("open".into(), |a| aienv_core::manifest::edit::serde_plain(
+                    &a
+                )),
                 if access == Some(Access::Token) {
                     "; ask its owner for a token instead"
                 } else {
                     ""
                 }
             ));
-            self.audit(who, &w.name, "access_request", false, e.to_string());
+            audit(false, e.to_string());
             return Err(e);
         }
         let timeout = Duration::from_secs(self.inner.config.approve_timeout_s);
@@ -326,20 +327,8 @@ impl Node {
             })
         };
         match &verdict {
-            Ok(t) => self.audit(
-                who,
-                &w.name,
-                "access_request",
-                true,
-                format!("granted token {}", t.info.id),
-            ),
-            Err(e) => self.audit(
-                who,
-                &w.name,
-                "access_request",
-                false,
-                format!("{}: {e}", e.code()),
-            ),
+            Ok(t) => audit(true, format!("granted token {}", t.info.id)),
+            Err(e) => audit(false, format!("{}: {e}", e.code())),
         }
         verdict
     }
@@ -373,19 +362,28 @@ impl Node {
     }
 }
 
+/// The certificate a peer presents must be the one this node knows (`known`) for the node it
+/// names: a machine cannot borrow another node's name.
+fn check_identity(who: &Requester, known: Option<String>) -> std::result::Result<(), NodeError> {
+    match (known, &who.cert) {
+        (Some(known), Some(cert)) if known != *cert => Err(NodeError::Denied {
+            code: "peer_impersonation",
+            message: format!(
+                "this request names node {:?} ({}) but comes with another certificate than that \
+                 node's; it was refused and logged",
+                who.peer_name.as_deref().unwrap_or("?"),
+                who.peer_id.as_deref().unwrap_or("?")
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 struct PendingGuard<'a>(&'a Node, &'a str);
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
         lock(&self.0.inner.approvals).remove(self.1);
-    }
-}
-
-fn access_name(a: Access) -> &'static str {
-    match a {
-        Access::Open => "open",
-        Access::Token => "token",
-        Access::Approve => "approve",
     }
 }
 

@@ -96,7 +96,7 @@ impl Node {
         let written = serde_json::to_vec_pretty(&*map)
             .map_err(std::io::Error::other)
             .and_then(|b| aienv_core::fsutil::atomic_write(&held.path, &b))
-            .and_then(|()| private(&held.path));
+            .and_then(|()| aienv_trust::owner_only(&held.path));
         if let Err(e) = written {
             tracing::warn!("cannot save {}: {e}", held.path.display());
         }
@@ -169,15 +169,4 @@ fn static_code(code: &str) -> &'static str {
         "token_expired" => "token_expired",
         _ => "access_denied",
     }
-}
-
-#[cfg(unix)]
-fn private(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-}
-
-#[cfg(not(unix))]
-fn private(_: &Path) -> std::io::Result<()> {
-    Ok(())
 }

@@ -57,10 +57,10 @@ impl Identity {
                 let key = made.key_pair.serialize_der();
                 let dir = data_dir.join("tls");
                 std::fs::create_dir_all(&dir)?;
-                private(&dir)?;
+                owner_only(&dir)?;
                 // The key first, private from the start: a crash between the two writes leaves a
                 // key without a certificate, which the next start replaces.
-                aienv_core::fsutil::atomic_write_with(&key_path, &key, private)?;
+                aienv_core::fsutil::atomic_write_with(&key_path, &key, owner_only)?;
                 aienv_core::fsutil::atomic_write(&cert_path, &cert)?;
                 Ok(Identity::from_der(cert, key))
             }
@@ -185,16 +185,17 @@ fn sanitize(name: &str) -> String {
     }
 }
 
-/// Owner-only (the folder, and the key before it is renamed into place).
+/// Makes a file (0600) or folder (0700) readable by its owner only: the key, share tokens a
+/// node holds.
 #[cfg(unix)]
-fn private(path: &Path) -> std::io::Result<()> {
+pub fn owner_only(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mode = if path.is_dir() { 0o700 } else { 0o600 };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
 #[cfg(not(unix))]
-fn private(_: &Path) -> std::io::Result<()> {
+pub fn owner_only(_: &Path) -> std::io::Result<()> {
     Ok(())
 }
 

@@ -20,7 +20,7 @@ mod tokens;
 pub use audit::{Audit, AuditRecord};
 pub use clients::{PeerClients, PeerError};
 pub use clients::{describe, response_fingerprint, tls_config};
-pub use identity::{Identity, fingerprint};
+pub use identity::{Identity, fingerprint, owner_only};
 pub use pins::{PinError, Pins, TrustedPeer};
 pub use tokens::{NewToken, TokenCheck, TokenInfo, Tokens};
 

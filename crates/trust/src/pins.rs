@@ -92,10 +92,12 @@ impl Pins {
     }
 
     /// Pins `fingerprint` for `id`, replacing what was pinned (the user said so).
-    pub fn trust(&self, id: &str, name: &str, fingerprint: &str) -> std::io::Result<()> {
+    pub fn trust(&self, id: &str, name: &str, fingerprint: &str) -> std::io::Result<TrustedPeer> {
         let mut map = lock(&self.map);
-        map.insert(id.to_string(), trusted(id, name, fingerprint));
-        self.write(&map)
+        let pin = trusted(id, name, fingerprint);
+        map.insert(id.to_string(), pin.clone());
+        self.write(&map)?;
+        Ok(pin)
     }
 
     pub fn get(&self, id: &str) -> Option<TrustedPeer> {

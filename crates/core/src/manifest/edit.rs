@@ -326,7 +326,7 @@ fn array_of_tables(item: Item) -> ArrayOfTables {
 }
 
 /// The serde name of a unit enum variant (`Access::Token` -> "token").
-fn serde_plain<T: Serialize>(value: &T) -> String {
+pub fn serde_plain<T: Serialize>(value: &T) -> String {
     serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
