@@ -38,6 +38,90 @@ pub struct Config {
     pub plain_peers: bool,
     /// How long a request to clone a share with `access = "approve"` waits for the owner.
     pub approve_timeout_s: u64,
+    /// The LAN cache: packages and models served to peers, and asked of them before the internet.
+    pub cache: CacheConfig,
+}
+
+/// The LAN cache's settings (`[cache]` in `config.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CacheConfig {
+    /// Serve this node's Python packages to peers, and build Python environments through the
+    /// node's package index (which asks peers before `upstream`).
+    pub packages: bool,
+    /// Serve the models in this machine's Hugging Face cache to peers, and fetch models from them.
+    pub models: bool,
+    /// Which peers may read the cache.
+    pub access: CacheAccess,
+    /// The index asked when no peer has a package (PEP 503 simple API); empty: the LAN only.
+    pub upstream: String,
+    /// Folders of wheel files served beside the node's own store (a wheelhouse, `pip download`'s).
+    pub wheel_dirs: Vec<PathBuf>,
+}
+
+/// The default upstream package index.
+pub const PYPI_SIMPLE: &str = "https://pypi.org/simple";
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            packages: true,
+            models: true,
+            access: CacheAccess::Peers,
+            upstream: PYPI_SIMPLE.to_string(),
+            wheel_dirs: Vec::new(),
+        }
+    }
+}
+
+/// Who may read a node's LAN cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheAccess {
+    /// Nodes this node knows: the certificate a request presents is the one pinned or announced
+    /// for the node it names (mutual TLS). With `plain_peers`, any node in the peer table.
+    Peers,
+    /// Known nodes that also hold a valid share token for one of this node's workspaces.
+    Token,
+    /// Anyone who can reach the port.
+    Open,
+}
+
+/// `[cache]` in `config.toml`; `None` leaves the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    pub packages: Option<bool>,
+    pub models: Option<bool>,
+    pub access: Option<CacheAccess>,
+    pub upstream: Option<String>,
+    pub wheel_dirs: Option<Vec<PathBuf>>,
+}
+
+impl CacheSettings {
+    /// `self` over `below`, key by key.
+    fn over(self, below: CacheSettings) -> CacheSettings {
+        CacheSettings {
+            packages: self.packages.or(below.packages),
+            models: self.models.or(below.models),
+            access: self.access.or(below.access),
+            upstream: self.upstream.or(below.upstream),
+            wheel_dirs: self.wheel_dirs.or(below.wheel_dirs),
+        }
+    }
+
+    fn resolve(self) -> CacheConfig {
+        let d = CacheConfig::default();
+        CacheConfig {
+            packages: self.packages.unwrap_or(d.packages),
+            models: self.models.unwrap_or(d.models),
+            access: self.access.unwrap_or(d.access),
+            upstream: self
+                .upstream
+                .map(|u| u.trim_end_matches('/').to_string())
+                .unwrap_or(d.upstream),
+            wheel_dirs: self.wheel_dirs.unwrap_or_default(),
+        }
+    }
 }
 
 /// How long an access request waits for the owner's answer by default.
@@ -55,6 +139,7 @@ pub struct Settings {
     pub static_peers: Option<Vec<String>>,
     pub plain_peers: Option<bool>,
     pub approve_timeout_s: Option<u64>,
+    pub cache: Option<CacheSettings>,
 }
 
 impl Settings {
@@ -124,6 +209,11 @@ impl Config {
                 .or(file.approve_timeout_s)
                 .unwrap_or(DEFAULT_APPROVE_TIMEOUT_S)
                 .max(1),
+            cache: over
+                .cache
+                .unwrap_or_default()
+                .over(file.cache.unwrap_or_default())
+                .resolve(),
         }
     }
 }

@@ -32,6 +32,27 @@ pub struct Run {
     pub log: PathBuf,
     pub started_ms: u64,
     pub ended_ms: Option<u64>,
+    /// How setting up its Python goes, while the run is starting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<SetupProgress>,
+}
+
+/// How setting up a run's Python environment goes: the step, and the packages resolved, fetched
+/// (from the LAN cache, which asks peers before the internet) and installed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SetupProgress {
+    /// The step running now, e.g. "uv pip install".
+    pub step: String,
+    /// How many packages the environment has, once the resolver settled on them.
+    pub packages: Option<u32>,
+    /// Package files fetched so far through this node's LAN cache.
+    pub fetched: u32,
+    /// Of those, how many came from peers (the rest were in this node's cache or upstream).
+    pub from_peers: u32,
+    /// Bytes of package files fetched from peers or upstream.
+    pub bytes: u64,
+    /// The state in a sentence, for the UI ("fetching packages: 12 of 40, 85 MB from gpu-box").
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

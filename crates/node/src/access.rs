@@ -60,7 +60,7 @@ impl Node {
     }
 
     /// The certificate this node knows for the node `who` names, pinned or announced.
-    fn known_cert(&self, who: &Requester) -> Option<String> {
+    pub(crate) fn known_cert(&self, who: &Requester) -> Option<String> {
         let id = who.peer_id.as_deref()?;
         self.inner
             .peer_clients
@@ -151,7 +151,7 @@ impl Node {
     }
 
     /// `verified`: the requester's certificate is the one known for the node it names.
-    fn audit(
+    pub(crate) fn audit(
         &self,
         who: &Requester,
         verified: bool,
@@ -364,7 +364,7 @@ impl Node {
 
 /// The certificate a peer presents must be the one this node knows (`known`) for the node it
 /// names: a machine cannot borrow another node's name.
-fn check_identity(who: &Requester, known: Option<String>) -> std::result::Result<(), NodeError> {
+pub(crate) fn check_identity(who: &Requester, known: Option<String>) -> std::result::Result<(), NodeError> {
     match (known, &who.cert) {
         (Some(known), Some(cert)) if known != *cert => Err(NodeError::Denied {
             code: "peer_impersonation",

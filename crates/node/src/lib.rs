@@ -18,6 +18,7 @@ mod error;
 mod files;
 mod instance;
 mod items;
+pub mod lan_cache;
 mod online;
 mod pause;
 mod peer_access;

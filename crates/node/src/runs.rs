@@ -143,6 +143,7 @@ impl Node {
             log: plan.log.clone(),
             started_ms: now_ms(),
             ended_ms: None,
+            setup: None,
         };
         lock(&self.inner.runs).insert(id.clone(), run.clone());
         // Tools' ports and, for containers and VMs, every published one: let go when it ends.

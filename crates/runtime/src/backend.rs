@@ -98,7 +98,7 @@ impl Backends {
             EnvKind::Process => {
                 let cmds = process_cmds(plan)?;
                 let mut vars = plan.vars.clone();
-                vars.extend(python::ensure(&plan.workspace, &plan.env, &plan.log).await?);
+                vars.extend(python::ensure(&plan.workspace, &plan.env, &plan.log, &plan.python).await?);
                 setup::run_local(&plan.env, &plan.workspace, &vars, &plan.log).await?;
                 let g = Group::spawn(&cmds, &plan.workspace, &vars, &plan.log)?;
                 Ok((Running::Group(g), Vec::new()))

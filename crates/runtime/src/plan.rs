@@ -34,6 +34,8 @@ pub struct RunPlan {
     pub run_dir: PathBuf,
     pub log: PathBuf,
     pub notes: Vec<String>,
+    /// What the node adds to the Python build (its package index, where progress goes).
+    pub python: crate::python::Context,
 }
 
 #[derive(Debug, Clone)]
@@ -171,6 +173,7 @@ fn make_holding(i: &Inputs<'_>, ports: &Ports, held: &mut Vec<u16>) -> Result<Ru
         log: i.run_dir.join("run.log"),
         run_dir: i.run_dir.clone(),
         notes: i.fit.note.iter().cloned().collect(),
+        python: Default::default(),
     })
 }
 

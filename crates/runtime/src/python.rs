@@ -92,6 +92,30 @@ pub(crate) struct Build {
     pub activate: BTreeMap<String, String>,
 }
 
+/// What the node gives a Python build beyond the manifest.
+#[derive(Clone, Default)]
+pub struct Context {
+    /// The package index the installers use in place of their default (the node's LAN cache,
+    /// which asks peers before the internet); `None` leaves the installers' own settings.
+    pub index: Option<String>,
+    /// Told how the build goes (steps, packages resolved and installed).
+    pub progress: Option<Progress>,
+}
+
+/// Where a build reports its progress.
+pub type Progress = std::sync::Arc<dyn Fn(SetupProgress) + Send + Sync>;
+
+pub use aienv_core::run::SetupProgress;
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("index", &self.index)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
 /// Makes sure the environment's Python is set up, writing what the tools print to `log`.
 /// Returns the variables that put it first (`PATH`, and `VIRTUAL_ENV` or `CONDA_PREFIX`), or
 /// none when the environment has no `python` table.
@@ -99,8 +123,9 @@ pub async fn ensure(
     workspace: &Path,
     env: &Environment,
     log: &Path,
+    cx: &Context,
 ) -> Result<BTreeMap<String, String>, RunError> {
-    ensure_with(workspace, env, log, &Tools::find()).await
+    ensure_with(workspace, env, log, &Tools::find(), cx).await
 }
 
 /// [`ensure`] with the installers given (tests pass stand-ins).
@@ -109,6 +134,7 @@ pub(crate) async fn ensure_with(
     env: &Environment,
     log: &Path,
     tools: &Tools,
+    cx: &Context,
 ) -> Result<BTreeMap<String, String>, RunError> {
     let Some(py) = &env.python else {
         return Ok(BTreeMap::new());

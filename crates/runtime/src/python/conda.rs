@@ -240,7 +240,7 @@ mod tests {
         let log = ws.path().join("run.log");
         let prefix = conda_dir(ws.path(), "sci");
         for _ in 0..2 {
-            let vars = ensure_with(ws.path(), &env, &log, &tools).await.unwrap();
+            let vars = ensure_with(ws.path(), &env, &log, &tools, &Default::default()).await.unwrap();
             assert_eq!(vars["CONDA_PREFIX"], prefix.display().to_string());
             assert!(vars["PATH"].starts_with(&prefix.join("bin").display().to_string()));
         }
@@ -255,7 +255,7 @@ mod tests {
             "built once for two starts"
         );
         std::fs::write(&file, "dependencies: [python, numpy]\n").unwrap();
-        ensure_with(ws.path(), &env, &log, &tools).await.unwrap();
+        ensure_with(ws.path(), &env, &log, &tools, &Default::default()).await.unwrap();
         assert_eq!(calls(bin.path()).len(), 2, "a changed file builds again");
         assert!(std::fs::read_to_string(&log).unwrap().contains("created"));
     }
@@ -282,7 +282,7 @@ mod tests {
             conda: Some(conda),
             ..Tools::default()
         };
-        let e = ensure_with(ws.path(), &env, &ws.path().join("run.log"), &tools)
+        let e = ensure_with(ws.path(), &env, &ws.path().join("run.log"), &tools, &Default::default())
             .await
             .unwrap_err()
             .to_string();
@@ -317,7 +317,7 @@ mod tests {
         };
         let log = ws.path().join("run.log");
         for _ in 0..2 {
-            let vars = ensure_with(ws.path(), &env, &log, &tools).await.unwrap();
+            let vars = ensure_with(ws.path(), &env, &log, &tools, &Default::default()).await.unwrap();
             let prefix = ws.path().join("proj/.pixi/envs/default");
             assert_eq!(vars["CONDA_PREFIX"], prefix.display().to_string());
         }

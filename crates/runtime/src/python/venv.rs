@@ -274,7 +274,7 @@ mod tests {
         };
         let log = ws.path().join("run.log");
         let tools = super::super::Tools::default();
-        let vars = super::super::ensure_with(ws.path(), &env, &log, &tools)
+        let vars = super::super::ensure_with(ws.path(), &env, &log, &tools, &Default::default())
             .await
             .unwrap();
         let venv = venv_dir(ws.path(), "e");
