@@ -71,6 +71,7 @@ impl From<NodeError> for ApiError {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
             },
+            NodeError::Fetch(_) => StatusCode::BAD_GATEWAY,
             NodeError::DataDir(_)
             | NodeError::Registry(_)
             | NodeError::Discovery(_)

@@ -17,10 +17,11 @@ use crate::error::ApiError;
 const OPEN_PATHS: &[&str] = &["/api/v1/health"];
 
 /// What peers call: the share list and, per share, its files, stream, images and access
-/// requests. Peers do not hold the user's API key; shares are guarded by their access mode
-/// (open, token, approve) instead, and, from other machines, only over TLS.
+/// requests; and the LAN cache (`/api/v1/cache/...`). Peers do not hold the user's API key;
+/// shares are guarded by their access mode (open, token, approve) instead, the cache by
+/// `[cache] access`, and, from other machines, both only over TLS.
 pub fn is_peer_path(path: &str) -> bool {
-    path == "/api/v1/shares" || path.starts_with("/api/v1/shares/")
+    path == "/api/v1/shares" || path.starts_with("/api/v1/shares/") || path.starts_with("/api/v1/cache/")
 }
 
 /// Whether the request came over TLS, and the fingerprint of the client's certificate (absent
@@ -90,18 +91,26 @@ pub async fn lan_only(req: Request, next: Next) -> Response {
 }
 
 /// The API key a request presents: `Authorization: Bearer KEY`, or `?access_token=KEY` (browsers'
-/// WebSockets cannot set headers).
-pub(crate) fn presented_key(req: &Request) -> Option<&str> {
-    let header = req
+/// WebSockets cannot set headers), or as the password of HTTP Basic auth (pip and uv send the
+/// credentials of an index URL like `http://aienv:KEY@127.0.0.1:47478/api/v1/index/simple/`).
+pub(crate) fn presented_key(req: &Request) -> Option<std::borrow::Cow<'_, str>> {
+    let auth = req
         .headers()
         .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.to_str().ok());
+    let bearer = auth.and_then(|v| v.strip_prefix("Bearer ")).map(Into::into);
+    let basic = || {
+        let encoded = auth?.strip_prefix("Basic ")?;
+        let decoded = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        text.split_once(':').map(|(_, key)| key.to_string().into())
+    };
     let query = req
         .uri()
         .query()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")));
-    header.or(query)
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")))
+        .map(Into::into);
+    bearer.or_else(basic).or(query)
 }
 
 /// Checks the API key ([`presented_key`]) when the node has one.

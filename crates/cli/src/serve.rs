@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use aienv_core::config::{Config, Settings};
+use aienv_core::config::{CacheAccess, CacheSettings, Config, Settings};
 use aienv_node::Node;
 use anyhow::{Context, anyhow};
 use clap::Args;
@@ -35,6 +35,30 @@ pub struct ServeArgs {
     /// Seconds an access request to a share with `access = "approve"` waits for your answer.
     #[arg(long, env = "AIENV_APPROVE_TIMEOUT", value_name = "SECONDS")]
     approve_timeout: Option<u64>,
+    /// The package index asked when no peer has a package (PEP 503); `none`: the LAN only.
+    /// Default: PyPI (`[cache] upstream` in config.toml).
+    #[arg(long, env = "AIENV_PACKAGE_UPSTREAM", value_name = "URL|none")]
+    package_upstream: Option<String>,
+    /// A folder of wheel files to serve to peers beside the node's own store; repeatable.
+    #[arg(long = "wheel-dir", env = "AIENV_WHEEL_DIRS", value_name = "DIR", value_delimiter = ',')]
+    wheel_dirs: Vec<PathBuf>,
+    /// Which peers may read this node's LAN cache (packages and models): `peers` (nodes it
+    /// knows, the default), `token` (those holding one of its share tokens) or `open`.
+    #[arg(long, env = "AIENV_CACHE_ACCESS", value_name = "peers|token|open", value_parser = parse_cache_access)]
+    cache_access: Option<CacheAccess>,
+    /// Neither serve nor use the LAN cache (packages and models); builds use the installers' own
+    /// index settings.
+    #[arg(long, env = "AIENV_NO_LAN_CACHE")]
+    no_lan_cache: bool,
+}
+
+fn parse_cache_access(s: &str) -> Result<CacheAccess, String> {
+    match s {
+        "peers" => Ok(CacheAccess::Peers),
+        "token" => Ok(CacheAccess::Token),
+        "open" => Ok(CacheAccess::Open),
+        _ => Err(format!("{s:?}: expected peers, token or open")),
+    }
 }
 
 /// `--api-key generate`: make a key, save it in config.toml, and show it once.
@@ -84,6 +108,15 @@ pub async fn run(
         static_peers: None,
         plain_peers: args.plain_peers.then_some(true),
         approve_timeout_s: args.approve_timeout,
+        cache: Some(CacheSettings {
+            packages: args.no_lan_cache.then_some(false),
+            models: args.no_lan_cache.then_some(false),
+            access: args.cache_access,
+            upstream: args
+                .package_upstream
+                .map(|u| if u == "none" { String::new() } else { u }),
+            wheel_dirs: (!args.wheel_dirs.is_empty()).then_some(args.wheel_dirs),
+        }),
     };
     // Before reading config.toml from it: an unusable data dir gets its own clear message.
     aienv_node::create_data_dir(&data_dir)?;

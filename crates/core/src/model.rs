@@ -441,14 +441,47 @@ pub struct PythonSetup {
     /// A pixi manifest (`pixi.toml`), installed with pixi.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pixi: Option<String>,
+    /// CUDA, ROCm and CPU builds of the same set-up (`[[environment.NAME.python.variant]]`):
+    /// the node installs the one that fits its GPUs and driver in place of `requirements`/`lock`.
+    #[serde(default, rename = "variant", skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<PythonVariant>,
 }
 
 impl PythonSetup {
-    /// The files the set-up is built from, relative to the workspace.
+    /// The files the set-up is built from, relative to the workspace: its own, then each
+    /// variant's (all of them, since another machine may pick another one).
     pub fn files(&self) -> impl Iterator<Item = &String> {
         [&self.requirements, &self.lock, &self.conda, &self.pixi]
             .into_iter()
             .flatten()
+            .chain(self.variants.iter().flat_map(PythonVariant::files))
+    }
+}
+
+/// One build of a Python set-up for one kind of machine, e.g. torch for CUDA 12.4.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PythonVariant {
+    /// What messages call it ("cu124", "cpu").
+    pub name: String,
+    /// Needs an NVIDIA driver that supports at least this CUDA version, e.g. "12.4".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cuda: Option<String>,
+    /// Needs an AMD GPU with ROCm, e.g. "6.0".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rocm: Option<String>,
+    /// A requirements file relative to the workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirements: Option<String>,
+    /// A lock file relative to the workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+}
+
+impl PythonVariant {
+    /// The files it is built from, relative to the workspace.
+    pub fn files(&self) -> impl Iterator<Item = &String> {
+        [&self.requirements, &self.lock].into_iter().flatten()
     }
 }
 

@@ -39,6 +39,10 @@ pub enum NodeError {
     /// Discovery could not start (a wrong interface, a UDP port taken).
     #[error("{0}")]
     Discovery(String),
+    /// A package or model could not be fetched from a peer or the upstream index, or what came
+    /// was not what was listed.
+    #[error("{0}")]
+    Fetch(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -61,6 +65,7 @@ impl NodeError {
             NodeError::Run(e) => e.code(),
             NodeError::Discovery(_) => "discovery",
             NodeError::Denied { code, .. } => code,
+            NodeError::Fetch(_) => "fetch_failed",
             NodeError::Io { .. } => "io_error",
         }
     }

@@ -19,12 +19,14 @@ mod files;
 mod instance;
 mod items;
 pub mod lan_cache;
+mod packages;
 mod online;
 mod pause;
 mod peer_access;
 mod reload;
 mod runs;
 mod settings;
+mod setup_watch;
 mod workspaces;
 
 #[cfg(test)]
@@ -115,6 +117,9 @@ struct Inner {
     /// picked up only at the next start, which the log says.
     watcher: Mutex<Option<ManifestWatcher>>,
     started: Instant,
+    /// The LAN cache's packages (store and wheel folders) and the index built on them.
+    packages: aienv_lancache::packages::Store,
+    index: Arc<packages::Index>,
 }
 
 /// Facts about the node for health checks and the UI.
@@ -150,6 +155,10 @@ impl Node {
             Some(identity.clone()),
         ));
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let packages = aienv_lancache::packages::Store::new(
+            data_dir.path().join("packages"),
+            config.cache.wheel_dirs.clone(),
+        );
         let node = Node {
             inner: Arc::new(Inner {
                 catalog: aienv_sharing::Catalog::new(peer_clients.clone()),
@@ -182,6 +191,8 @@ impl Node {
                 writes: Mutex::new(()),
                 watcher: Mutex::new(None),
                 started,
+                packages,
+                index: packages::new_index(),
             }),
         };
         // Barrier files of share watchers a killed node left behind.

@@ -103,6 +103,16 @@ impl Node {
     }
 
     /// The headers for a request to `peer_id`'s share `workspace_id`.
+    /// The headers for a peer's LAN cache: this node's names, and a share token it holds for one
+    /// of that peer's workspaces (a cache with `access = "token"` asks for one).
+    pub(crate) fn cache_headers(&self, peer_id: &str) -> HeaderMap {
+        let prefix = format!("{peer_id}/");
+        let workspace = lock(&self.inner.held_tokens.map)
+            .keys()
+            .find_map(|k| k.strip_prefix(&prefix).map(str::to_string));
+        self.share_headers(peer_id, workspace.as_deref().unwrap_or(""))
+    }
+
     pub(crate) fn share_headers(&self, peer_id: &str, workspace_id: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         let token = lock(&self.inner.held_tokens.map)

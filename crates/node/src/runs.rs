@@ -24,7 +24,7 @@ const RUNS_FILE: &str = "runs.json";
 /// How long a stopped run gets to end by itself before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How often new log lines are sent out.
-const LOG_EVERY: Duration = Duration::from_millis(200);
+pub(crate) const LOG_EVERY: Duration = Duration::from_millis(200);
 /// Log lines quoted in the error of a run that failed.
 const ERROR_LINES: usize = 12;
 
@@ -173,9 +173,13 @@ impl Node {
     }
 
     /// Sets up, starts and watches one run until it ends.
-    async fn drive(self, plan: RunPlan, machine: Resources) {
+    async fn drive(self, mut plan: RunPlan, machine: Resources) {
         let id = plan.run_id.clone();
+        plan.python.index = self.package_index_url();
+        let (watch, progress) = self.watch_setup(&id, &plan.log);
+        plan.python.progress = Some(progress);
         let started = self.inner.backends.start(&plan, &machine).await;
+        let follower = watch.finish().await;
         let (running, notes) = match started {
             Ok(r) => r,
             Err(e) => {
@@ -192,7 +196,7 @@ impl Node {
                 r.state = RunState::WaitingReady;
             }
         });
-        self.spawn_log_follower(&id, &plan.log);
+        self.spawn_log_follower(&id, &plan.log, follower);
         self.wait_ready(&id, &plan, &running).await;
         running.wait_gone().await;
         let code = running.exit_code();
@@ -278,10 +282,16 @@ impl Node {
     }
 
     /// Streams a run's new log lines as events until the run ends; rotates a big log.
-    fn spawn_log_follower(&self, id: &str, log: &std::path::Path) {
+    fn spawn_log_follower(
+        &self,
+        id: &str,
+        log: &std::path::Path,
+        follower: Option<logs::Follower>,
+    ) {
         let node = self.downgrade();
         let id = id.to_string();
-        let mut follower = logs::Follower::new(log.to_path_buf(), true);
+        let mut follower =
+            follower.unwrap_or_else(|| logs::Follower::new(log.to_path_buf(), true));
         let log = log.to_path_buf();
         tokio::spawn(async move {
             loop {
@@ -331,7 +341,7 @@ impl Node {
     }
 
     /// Changes a run, saves the table and tells subscribers, if anything changed.
-    fn update_run(&self, id: &str, change: impl FnOnce(&mut Run)) {
+    pub(crate) fn update_run(&self, id: &str, change: impl FnOnce(&mut Run)) {
         let changed = {
             let mut runs = lock(&self.inner.runs);
             let Some(r) = runs.get_mut(id) else { return };
@@ -413,7 +423,7 @@ impl Node {
         };
         tracing::info!(run = %run.id, "found run {}/{} again", run.workspace_name, run.environment);
         lock(&self.inner.live_runs).insert(run.id.clone(), running.clone());
-        self.spawn_log_follower(&run.id, &run.log);
+        self.spawn_log_follower(&run.id, &run.log, None);
         let node = self.clone();
         tokio::spawn(async move {
             running.wait_gone().await;

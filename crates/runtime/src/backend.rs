@@ -98,10 +98,16 @@ impl Backends {
             EnvKind::Process => {
                 let cmds = process_cmds(plan)?;
                 let mut vars = plan.vars.clone();
-                vars.extend(python::ensure(&plan.workspace, &plan.env, &plan.log, &plan.python).await?);
+                // The GPUs pick the `python.variant` (CUDA, ROCm or CPU build) to install.
+                let cx = python::Context {
+                    gpus: machine.gpus.clone(),
+                    ..plan.python.clone()
+                };
+                let py = python::ensure(&plan.workspace, &plan.env, &plan.log, &cx).await?;
+                vars.extend(py.vars);
                 setup::run_local(&plan.env, &plan.workspace, &vars, &plan.log).await?;
                 let g = Group::spawn(&cmds, &plan.workspace, &vars, &plan.log)?;
-                Ok((Running::Group(g), Vec::new()))
+                Ok((Running::Group(g), py.notes))
             }
             EnvKind::Container => {
                 let use_gpus = !machine.gpus.is_empty();

@@ -7,11 +7,17 @@
 //!   conda; a pixi manifest: `pixi install`, whose environment pixi keeps beside the manifest
 //!   ([`conda`]).
 //!
+//! With `python.variant` (CUDA, ROCm and CPU builds), the variant that fits this machine's GPUs
+//! stands in for `requirements`/`lock`, and the run is told which and why ([`variant`]).
+//!
 //! `.aienv/` is never shared. Each is rebuilt only when what it was built from changed: a stamp
-//! (the Python version, the extras, the source files' contents) is kept beside it and compared.
+//! (the Python version, the extras, the variant, the source files' contents) is kept beside it
+//! and compared.
 
 pub mod conda;
+mod index;
 pub mod pyproject;
+pub mod variant;
 pub mod venv;
 
 use std::collections::BTreeMap;
@@ -100,6 +106,9 @@ pub struct Context {
     pub index: Option<String>,
     /// Told how the build goes (steps, packages resolved and installed).
     pub progress: Option<Progress>,
+    /// This machine's GPUs, which pick the `python.variant` to build ([`variant`]); none: the
+    /// CPU build.
+    pub gpus: Vec<aienv_core::resources::Gpu>,
 }
 
 /// Where a build reports its progress.
@@ -112,19 +121,28 @@ impl std::fmt::Debug for Context {
         f.debug_struct("Context")
             .field("index", &self.index)
             .field("progress", &self.progress.is_some())
+            .field("gpus", &self.gpus.len())
             .finish()
     }
 }
 
+/// What a set-up Python gives the run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prepared {
+    /// The variables that put it first (`PATH`, and `VIRTUAL_ENV` or `CONDA_PREFIX`).
+    pub vars: BTreeMap<String, String>,
+    /// For the user: which `python.variant` was picked, and why.
+    pub notes: Vec<String>,
+}
+
 /// Makes sure the environment's Python is set up, writing what the tools print to `log`.
-/// Returns the variables that put it first (`PATH`, and `VIRTUAL_ENV` or `CONDA_PREFIX`), or
-/// none when the environment has no `python` table.
+/// Returns nothing when the environment has no `python` table.
 pub async fn ensure(
     workspace: &Path,
     env: &Environment,
     log: &Path,
     cx: &Context,
-) -> Result<BTreeMap<String, String>, RunError> {
+) -> Result<Prepared, RunError> {
     ensure_with(workspace, env, log, &Tools::find(), cx).await
 }
 
@@ -135,14 +153,26 @@ pub(crate) async fn ensure_with(
     log: &Path,
     tools: &Tools,
     cx: &Context,
-) -> Result<BTreeMap<String, String>, RunError> {
+) -> Result<Prepared, RunError> {
     let Some(py) = &env.python else {
-        return Ok(BTreeMap::new());
+        return Ok(Prepared::default());
     };
-    let build = plan(workspace, env, py, tools)?;
-    let wanted = stamp(py, &build.sources)?;
+    // From here on the variant for this machine's GPUs stands in for the table.
+    let chosen = variant::choose(&env.name, py, &cx.gpus)?;
+    let (py, picked) = (&chosen.setup, chosen.variant.as_deref());
+    let done = |vars| Prepared {
+        vars,
+        notes: chosen.note.iter().cloned().collect(),
+    };
+    let mut build = plan(workspace, env, py, tools, cx.index.is_some())?;
+    if let Some(index) = &cx.index {
+        for step in &mut build.steps {
+            step.vars.extend(index::vars(index));
+        }
+    }
+    let wanted = stamp(py, picked, &build.sources)?;
     if build.built.exists() && std::fs::read(&build.stamp).is_ok_and(|s| s == wanted) {
-        return Ok(build.activate);
+        return Ok(done(build.activate));
     }
     if let Some(dir) = build.fresh.as_ref().filter(|d| d.exists()) {
         std::fs::remove_dir_all(dir)
@@ -152,11 +182,17 @@ pub(crate) async fn ensure_with(
         write_file(path, text)?;
     }
     for step in &build.steps {
+        if let Some(progress) = &cx.progress {
+            progress(SetupProgress {
+                step: step.label.clone(),
+                ..Default::default()
+            });
+        }
         run_step(step, workspace, log).await?;
     }
     // Read again: a tool may have written its lock (pixi does), which must not count as a change.
-    write_file(&build.stamp, stamp(py, &build.sources)?)?;
-    Ok(build.activate)
+    write_file(&build.stamp, stamp(py, picked, &build.sources)?)?;
+    Ok(done(build.activate))
 }
 
 /// Which build the `python` table asks for.
@@ -165,22 +201,27 @@ fn plan(
     env: &Environment,
     py: &PythonSetup,
     tools: &Tools,
+    lan_index: bool,
 ) -> Result<Build, RunError> {
     if let Some(file) = &py.conda {
         conda::conda_build(workspace, &env.name, file, tools.conda.as_deref())
     } else if let Some(file) = &py.pixi {
         conda::pixi_build(workspace, &env.name, file, tools.pixi.as_deref())
     } else {
-        venv::build(workspace, &env.name, py, tools.uv.as_deref())
+        venv::build(workspace, &env.name, py, tools.uv.as_deref(), lan_index)
     }
 }
 
-/// What a build is made from: the wanted version and extras, then each source file's contents.
-/// (Without extras this is what earlier versions wrote, so their venvs stay valid.)
-fn stamp(py: &PythonSetup, sources: &[Source]) -> Result<Vec<u8>, RunError> {
+/// What a build is made from: the wanted version, extras and variant, then each source file's
+/// contents. (Without extras and variant this is what earlier versions wrote, so their venvs
+/// stay valid.)
+fn stamp(py: &PythonSetup, variant: Option<&str>, sources: &[Source]) -> Result<Vec<u8>, RunError> {
     let mut stamp = format!("{:?}\n", py.version).into_bytes();
     if !py.extras.is_empty() {
         stamp.extend(format!("extras {:?}\n", py.extras).into_bytes());
+    }
+    if let Some(v) = variant {
+        stamp.extend(format!("variant {v:?}\n").into_bytes());
     }
     for s in sources {
         match std::fs::read(&s.path) {

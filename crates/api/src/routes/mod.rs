@@ -5,6 +5,7 @@ mod clones;
 mod events;
 mod health;
 mod items;
+mod packages;
 mod peers;
 mod runs;
 mod settings;
@@ -74,6 +75,11 @@ pub(crate) fn api() -> OpenApiRouter<Node> {
         .routes(routes!(access::trusted))
         .routes(routes!(access::trust))
         .routes(routes!(access::secret_scan))
+        .routes(routes!(packages::peer_listing))
+        .routes(routes!(packages::peer_file))
+        .routes(routes!(packages::index_root))
+        .routes(routes!(packages::index_project))
+        .routes(routes!(packages::index_file))
 }
 
 pub(crate) async fn not_found(uri: Uri) -> ApiError {

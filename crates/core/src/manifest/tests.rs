@@ -524,3 +524,79 @@ name = "w"
         doc.render()
     );
 }
+
+const VARIANTS: &str = r#"
+[workspace]
+name = "x"
+
+[environment.train]
+kind = "process"
+command = "python train.py"
+
+# Not `python = { ... }`: TOML does not let the variant tables below extend an inline table.
+[environment.train.python]
+requirements = "requirements-cpu.txt"
+
+[[environment.train.python.variant]]
+name = "cu124"
+cuda = "12.4"
+requirements = "requirements-cu124.txt"
+[[environment.train.python.variant]]
+name = "rocm6"
+rocm = "6.0"
+lock = "rocm/uv.lock"
+[[environment.train.python.variant]]
+name = "cpu"
+requirements = "requirements-cpu.txt"
+"#;
+
+#[test]
+fn python_variants_parse_and_their_files_count_as_the_environments_files() {
+    let m = parse(VARIANTS, file()).unwrap();
+    let py = m.environments[0].python.as_ref().unwrap();
+    let names: Vec<&str> = py.variants.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["cu124", "rocm6", "cpu"]);
+    assert_eq!(py.variants[0].cuda.as_deref(), Some("12.4"));
+    assert_eq!(py.variants[1].lock.as_deref(), Some("rocm/uv.lock"));
+    let files: Vec<&str> = py.files().map(String::as_str).collect();
+    assert_eq!(
+        files,
+        [
+            "requirements-cpu.txt",
+            "requirements-cu124.txt",
+            "rocm/uv.lock",
+            "requirements-cpu.txt"
+        ]
+    );
+}
+
+#[test]
+fn python_variants_that_break_the_rules_are_refused_with_what_to_do() {
+    let with = |from: &str, to: &str| {
+        assert!(VARIANTS.contains(from), "{from}");
+        err(&VARIANTS.replacen(from, to, 1)).message
+    };
+    let e = with("name = \"cpu\"", "name = \"cu124\"");
+    assert!(e.contains("two python variants are named \"cu124\""), "{e}");
+    let e = with("name = \"cpu\"", "name = \"c p u\"");
+    assert!(e.contains("invalid python variant name \"c p u\""), "{e}");
+    let e = with("cuda = \"12.4\"", "cuda = \"12.4\"\nrocm = \"6.0\"");
+    assert!(e.contains("gives both `cuda` and `rocm`"), "{e}");
+    for bad in ["12.x", "", "12.", "v12"] {
+        let e = with("cuda = \"12.4\"", &format!("cuda = {bad:?}"));
+        assert!(e.contains(&format!("cuda {bad:?} is not a version")), "{e}");
+    }
+    let e = with("requirements = \"requirements-cu124.txt\"", "");
+    assert!(e.contains("python variant \"cu124\" names no file"), "{e}");
+    let e = with("lock = \"rocm/uv.lock\"", "lock = \"a\"\nrequirements = \"b\"");
+    assert!(e.contains("gives both `requirements` and `lock`"), "{e}");
+    let e = with("lock = \"rocm/uv.lock\"", "lock = \"../uv.lock\"");
+    assert!(e.contains("\"../uv.lock\" leads outside the workspace"), "{e}");
+    let e = with(
+        "requirements = \"requirements-cpu.txt\"\n\n[[",
+        "conda = \"environment.yml\"\n\n[[",
+    );
+    assert!(e.contains("not to conda or pixi"), "{e}");
+    let e = with("cuda = \"12.4\"", "cuda = \"12.4\"\ngpu = \"a100\"");
+    assert!(e.contains("gpu"), "{e}");
+}

@@ -8,7 +8,9 @@ use toml::Spanned;
 
 use super::ManifestError;
 use super::raw::{RawEnvironment, RawManifest, RawProject, RawTool};
-use crate::model::{EnvKind, Environment, Manifest, Project, Sharing, Tool, WorkspaceInfo};
+use crate::model::{
+    EnvKind, Environment, Manifest, Project, PythonSetup, Sharing, Tool, WorkspaceInfo,
+};
 
 /// Placeholders a tool's command and URL may use; the runtime fills them in.
 pub const TOOL_PLACEHOLDERS: &[&str] = &["host", "port", "token", "workspace"];
@@ -302,6 +304,9 @@ impl Validator<'_> {
                     format!("{ctx}: python takes one of `conda`, `pixi`, or `requirements`/`lock`"),
                 ));
             }
+            if let Some(why) = variants_problem(py) {
+                return Err(self.at(python.span().start, format!("{ctx}: {why}")));
+            }
             for file in py.files() {
                 if let Some(why) = path_problem(file) {
                     return Err(self.at(
@@ -459,6 +464,64 @@ impl Validator<'_> {
             ready: t.ready,
         })
     }
+}
+
+/// What is wrong with `python.variant`, if anything: each variant has a unique name, one file,
+/// and at most one of `cuda`/`rocm` written as a version the runtime can compare.
+fn variants_problem(py: &PythonSetup) -> Option<String> {
+    if !py.variants.is_empty() && (py.conda.is_some() || py.pixi.is_some()) {
+        return Some(
+            "python.variant applies to `requirements`/`lock` set-ups, not to conda or pixi; \
+             remove the variants or give `python` a requirements file"
+                .into(),
+        );
+    }
+    let mut names = BTreeSet::new();
+    for v in &py.variants {
+        if let Some(why) = name_problem(&v.name) {
+            return Some(format!("invalid python variant name {:?}: {why}", v.name));
+        }
+        if !names.insert(v.name.as_str()) {
+            return Some(format!(
+                "two python variants are named {:?}; variant names must be unique",
+                v.name
+            ));
+        }
+        let what = format!("python variant {:?}", v.name);
+        if v.cuda.is_some() && v.rocm.is_some() {
+            return Some(format!(
+                "{what} gives both `cuda` and `rocm`; a variant is for one kind of GPU, so split \
+                 it into two variants"
+            ));
+        }
+        for (key, version) in [("cuda", &v.cuda), ("rocm", &v.rocm)] {
+            if let Some(version) = version.as_deref().filter(|s| !is_version(s)) {
+                return Some(format!(
+                    "{what}: {key} {version:?} is not a version; write numbers such as \"12.4\""
+                ));
+            }
+        }
+        match (&v.requirements, &v.lock) {
+            (None, None) => {
+                return Some(format!(
+                    "{what} names no file; give it `requirements = \"...\"` or `lock = \"...\"`"
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Some(format!(
+                    "{what} gives both `requirements` and `lock`; keep one"
+                ));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// "12", "12.4", "6.0.2": numbers joined by dots, as the runtime compares them part by part.
+fn is_version(s: &str) -> bool {
+    s.split('.')
+        .all(|p| !p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// More than zero; `nan` (which TOML can spell) is not.

@@ -240,7 +240,7 @@ mod tests {
         let log = ws.path().join("run.log");
         let prefix = conda_dir(ws.path(), "sci");
         for _ in 0..2 {
-            let vars = ensure_with(ws.path(), &env, &log, &tools, &Default::default()).await.unwrap();
+            let vars = ensure_with(ws.path(), &env, &log, &tools, &Default::default()).await.unwrap().vars;
             assert_eq!(vars["CONDA_PREFIX"], prefix.display().to_string());
             assert!(vars["PATH"].starts_with(&prefix.join("bin").display().to_string()));
         }
@@ -317,7 +317,7 @@ mod tests {
         };
         let log = ws.path().join("run.log");
         for _ in 0..2 {
-            let vars = ensure_with(ws.path(), &env, &log, &tools, &Default::default()).await.unwrap();
+            let vars = ensure_with(ws.path(), &env, &log, &tools, &Default::default()).await.unwrap().vars;
             let prefix = ws.path().join("proj/.pixi/envs/default");
             assert_eq!(vars["CONDA_PREFIX"], prefix.display().to_string());
         }

@@ -39,6 +39,15 @@ pub fn read(path: &Path) -> Result<Project, String> {
     parse(&text).map_err(|e| format!("{} is not a valid pyproject.toml: {e}", path.display()))
 }
 
+/// Whether the pyproject at `path` builds a package (it has a `[build-system]`), which an
+/// environment then installs itself; an application's pyproject only lists dependencies.
+pub fn is_package(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
+        .is_some_and(|t| t.contains_key("build-system"))
+}
+
 pub fn parse(text: &str) -> Result<Project, String> {
     let file: File = toml::from_str(text).map_err(|e| e.message().to_string())?;
     Ok(file.project.unwrap_or_default())

@@ -34,18 +34,21 @@ pub fn is_pyproject(file: &str) -> bool {
 }
 
 /// How to build the venv: with `uv` (when given) or with the standard library's venv and pip.
+/// `lan_index`: the installers use the node's package index, which a uv lock's file URLs would
+/// bypass, so a uv lock is installed from its export instead (same pins, same hashes).
 pub(crate) fn build(
     workspace: &Path,
     env: &str,
     py: &PythonSetup,
     uv: Option<&Path>,
+    lan_index: bool,
 ) -> Result<Build, RunError> {
     let venv = venv_dir(workspace, env);
     let mut files = Vec::new();
     // Checked on both paths, so that a wrong extra says the same whatever is installed.
     let from_pyproject = pyproject_requirements(workspace, env, py)?;
     let steps = match uv {
-        Some(uv) => uv_steps(workspace, py, &venv, uv),
+        Some(uv) => uv_steps(workspace, py, &venv, uv, lan_index),
         None => {
             if let Some(reqs) = from_pyproject {
                 files.push((venv.join(FROM_PYPROJECT), reqs.join("\n") + "\n"));
@@ -104,13 +107,23 @@ fn pyproject_requirements(
     }
 }
 
-fn uv_steps(workspace: &Path, py: &PythonSetup, venv: &Path, uv: &Path) -> Vec<Step> {
+fn uv_steps(
+    workspace: &Path,
+    py: &PythonSetup,
+    venv: &Path,
+    uv: &Path,
+    lan_index: bool,
+) -> Vec<Step> {
     let s = |p: &Path| p.display().to_string();
     let extras = py
         .extras
         .iter()
         .flat_map(|e| ["--extra".to_string(), e.clone()]);
-    if let Some(lock) = &py.lock {
+    let uv_lock = py.lock.as_ref().filter(|l| is_uv_lock(l));
+    if let (Some(lock), true) = (uv_lock, lan_index) {
+        return uv_lock_through_index(workspace, py, venv, uv, lock);
+    }
+    if let Some(lock) = uv_lock {
         let project = workspace.join(lock);
         let dir = project.parent().unwrap_or(workspace);
         let mut argv = vec![s(uv), "sync".into(), "--frozen".into()];
@@ -121,13 +134,9 @@ fn uv_steps(workspace: &Path, py: &PythonSetup, venv: &Path, uv: &Path) -> Vec<S
             .insert("UV_PROJECT_ENVIRONMENT".to_string(), s(venv));
         return vec![step];
     }
-    let mut create = vec![s(uv), "venv".into(), "--quiet".into()];
-    if let Some(v) = &py.version {
-        create.extend(["--python".into(), v.clone()]);
-    }
-    create.push(s(venv));
-    let mut out = vec![Step::new("uv venv", create)];
-    if let Some(req) = &py.requirements {
+    let mut out = vec![uv_venv(py, venv, uv)];
+    // A hashed requirements lock (`aienv env lock`) pins exactly what the requirements resolved to.
+    if let Some(req) = py.lock.as_ref().or(py.requirements.as_ref()) {
         let mut argv = vec![s(uv), "pip".into(), "install".into()];
         argv.extend(["--python".into(), s(&venv.join("bin/python"))]);
         argv.extend(["-r".into(), s(&workspace.join(req))]);
@@ -135,6 +144,70 @@ fn uv_steps(workspace: &Path, py: &PythonSetup, venv: &Path, uv: &Path) -> Vec<S
         out.push(Step::new("uv pip install", argv));
     }
     out
+}
+
+fn uv_venv(py: &PythonSetup, venv: &Path, uv: &Path) -> Step {
+    let mut create = vec![uv.display().to_string(), "venv".into(), "--quiet".into()];
+    if let Some(v) = &py.version {
+        create.extend(["--python".into(), v.clone()]);
+    }
+    create.push(venv.display().to_string());
+    Step::new("uv venv", create)
+}
+
+/// Whether a lock file is uv's project lock (rather than a hashed requirements file).
+pub fn is_uv_lock(file: &str) -> bool {
+    file == "uv.lock" || file.ends_with("/uv.lock")
+}
+
+/// A uv project's lock installed through the node's index: its pins and hashes exported as a
+/// requirements file, installed, then the project itself (when it is a package) without deps.
+fn uv_lock_through_index(
+    workspace: &Path,
+    py: &PythonSetup,
+    venv: &Path,
+    uv: &Path,
+    lock: &str,
+) -> Vec<Step> {
+    let s = |p: &Path| p.display().to_string();
+    let project = workspace.join(lock);
+    let dir = project.parent().unwrap_or(workspace);
+    let exported = venv.with_extension("lock.txt");
+    let mut export = vec![s(uv), "export".into(), "--frozen".into(), "--quiet".into()];
+    export.extend(["--no-emit-project".into(), "--project".into(), s(dir)]);
+    export.extend(py.extras.iter().flat_map(|e| ["--extra".to_string(), e.clone()]));
+    export.extend(["--output-file".into(), s(&exported)]);
+    let python = s(&venv.join("bin/python"));
+    let install = vec![
+        s(uv),
+        "pip".into(),
+        "install".into(),
+        "--python".into(),
+        python.clone(),
+        "-r".into(),
+        s(&exported),
+    ];
+    let mut steps = vec![
+        Step::new("uv export", export),
+        uv_venv(py, venv, uv),
+        Step::new("uv pip install", install),
+    ];
+    if pyproject::is_package(&dir.join("pyproject.toml")) {
+        steps.push(Step::new(
+            "uv pip install (the project)",
+            vec![
+                s(uv),
+                "pip".into(),
+                "install".into(),
+                "--python".into(),
+                python,
+                "--no-deps".into(),
+                "-e".into(),
+                s(dir),
+            ],
+        ));
+    }
+    steps
 }
 
 fn pip_steps(workspace: &Path, py: &PythonSetup, venv: &Path) -> Vec<Step> {
@@ -149,7 +222,8 @@ fn pip_steps(workspace: &Path, py: &PythonSetup, venv: &Path) -> Vec<Step> {
         format!("{interpreter} -m venv"),
         vec![interpreter, "-m".into(), "venv".into(), s(venv)],
     )];
-    let file = match py.requirements.as_ref().or(py.lock.as_ref()) {
+    let hashed_lock = py.lock.as_ref().filter(|l| !is_uv_lock(l));
+    let file = match hashed_lock.or(py.requirements.as_ref()).or(py.lock.as_ref()) {
         Some(req) if is_pyproject(req) => venv.join(FROM_PYPROJECT),
         Some(req) => workspace.join(req),
         None => return out,
@@ -200,7 +274,7 @@ mod tests {
     #[test]
     fn pip_gets_the_pyproject_dependencies_as_a_requirements_file() {
         let ws = workspace();
-        let b = build(ws.path(), "e", &setup("app/pyproject.toml", &["gpu"]), None).unwrap();
+        let b = build(ws.path(), "e", &setup("app/pyproject.toml", &["gpu"]), None, false).unwrap();
         let venv = venv_dir(ws.path(), "e");
         let file = venv.join(FROM_PYPROJECT);
         assert_eq!(b.files, [(file.clone(), "requests\ntorch\n".to_string())]);
@@ -223,6 +297,7 @@ mod tests {
             "e",
             &setup("app/pyproject.toml", &["gpu"]),
             Some(uv),
+            false,
         )
         .unwrap();
         assert!(b.files.is_empty());
@@ -240,7 +315,7 @@ mod tests {
     fn wrong_extras_fail_before_anything_is_built() {
         let ws = workspace();
         for uv in [None, Some(Path::new("/opt/uv"))] {
-            let e = build(ws.path(), "e", &setup("app/pyproject.toml", &["cuda"]), uv)
+            let e = build(ws.path(), "e", &setup("app/pyproject.toml", &["cuda"]), uv, false)
                 .unwrap_err()
                 .to_string();
             assert_eq!(
@@ -249,7 +324,7 @@ mod tests {
                  fix `extras` in aienv.toml"
             );
         }
-        let e = build(ws.path(), "e", &setup("requirements.txt", &["gpu"]), None)
+        let e = build(ws.path(), "e", &setup("requirements.txt", &["gpu"]), None, false)
             .unwrap_err()
             .to_string();
         assert!(e.contains("set `requirements = \"pyproject.toml\"`"), "{e}");
@@ -276,7 +351,8 @@ mod tests {
         let tools = super::super::Tools::default();
         let vars = super::super::ensure_with(ws.path(), &env, &log, &tools, &Default::default())
             .await
-            .unwrap();
+            .unwrap()
+            .vars;
         let venv = venv_dir(ws.path(), "e");
         assert_eq!(vars["VIRTUAL_ENV"], venv.display().to_string());
         assert!(venv.join("bin/python").exists());

@@ -1,0 +1,127 @@
+//! Python packages of the LAN cache:
+//!
+//! - for peers, `GET /cache/packages/{project}` (this node's files of a project, with hashes) and
+//!   `GET /cache/packages/{project}/{filename}` (one file), behind `[cache] access`;
+//! - for installers on this machine, a PEP 503 simple index at `/index/simple/` whose files come
+//!   from this node, its peers, then upstream (`pip install --index-url
+//!   http://127.0.0.1:47478/api/v1/index/simple/ ...`; with an API key, put it in the URL as
+//!   `http://aienv:KEY@127.0.0.1:...`).
+
+use aienv_lancache::packages::{Listing, simple_page, simple_root};
+use aienv_node::Node;
+use aienv_node::lan_cache::Part;
+use axum::body::Body as HttpBody;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::blocking;
+use crate::error::{ApiError, ErrorBody};
+
+/// This node's own files of a project (its store and wheel folders), for a peer's index.
+#[utoipa::path(get, path = "/cache/packages/{project}", tag = "lan",
+    params(("project" = String, Path, description = "project name, any spelling (PEP 503 normalises it)")),
+    responses(
+        (status = 200, body = Listing),
+        (status = 403, description = "this node does not serve its cache to the requester", body = ErrorBody)))]
+pub async fn peer_listing(
+    State(node): State<Node>,
+    Path(project): Path<String>,
+    super::Who(who): super::Who,
+) -> Result<axum::Json<Listing>, ApiError> {
+    blocking(move || {
+        node.authorize_cache(Part::Packages, &who, "package list")?;
+        Ok(axum::Json(node.cached_packages(&project)))
+    })
+    .await
+}
+
+/// One file of this node's packages, for a peer (which checks it against the listed hash).
+#[utoipa::path(get, path = "/cache/packages/{project}/{filename}", tag = "lan",
+    params(
+        ("project" = String, Path, description = "project name"),
+        ("filename" = String, Path, description = "the file's name, as listed")),
+    responses(
+        (status = 200, description = "the file's bytes"),
+        (status = 404, body = ErrorBody),
+        (status = 403, description = "this node does not serve its cache to the requester", body = ErrorBody)))]
+pub async fn peer_file(
+    State(node): State<Node>,
+    Path((_project, filename)): Path<(String, String)>,
+    super::Who(who): super::Who,
+) -> Result<Response, ApiError> {
+    let path = blocking(move || {
+        node.authorize_cache(Part::Packages, &who, &format!("package {filename}"))?;
+        node.cached_package_file(&filename)
+    })
+    .await?;
+    file_response(&path).await
+}
+
+/// The simple index's root: the projects this node holds.
+#[utoipa::path(get, path = "/index/simple/", tag = "packages",
+    responses((status = 200, description = "a PEP 503 root page (HTML)")))]
+pub async fn index_root(State(node): State<Node>) -> Result<Html<String>, ApiError> {
+    blocking(move || Ok(Html(simple_root(&node.index_projects())))).await
+}
+
+/// A project's page of the simple index: the files this node, its peers and upstream offer.
+#[utoipa::path(get, path = "/index/simple/{project}/", tag = "packages",
+    params(("project" = String, Path, description = "project name, any spelling")),
+    responses(
+        (status = 200, description = "a PEP 503 project page (HTML), each link with its SHA-256"),
+        (status = 404, description = "no one has files of this project", body = ErrorBody)))]
+pub async fn index_project(
+    State(node): State<Node>,
+    Path(project): Path<String>,
+) -> Result<Html<String>, ApiError> {
+    let files = node.index_listing(&project).await;
+    if files.is_empty() {
+        return Err(aienv_node::NodeError::NotFound(format!(
+            "no package {project:?} on this node, its peers or the upstream index"
+        ))
+        .into());
+    }
+    Ok(Html(simple_page(&project, &files, |f| {
+        format!("../../files/{}", f.filename)
+    })))
+}
+
+/// A file of the simple index: from this node's store, or fetched from the peer or upstream index
+/// that listed it (checked against the listed SHA-256, then kept for the next asker).
+#[utoipa::path(get, path = "/index/files/{filename}", tag = "packages",
+    params(("filename" = String, Path, description = "the file's name, as the project page lists it")),
+    responses(
+        (status = 200, description = "the file's bytes"),
+        (status = 404, body = ErrorBody),
+        (status = 502, description = "the peer or index that listed it failed, or sent other bytes than it listed", body = ErrorBody)))]
+pub async fn index_file(
+    State(node): State<Node>,
+    Path(filename): Path<String>,
+) -> Result<Response, ApiError> {
+    let file = node.index_file(&filename).await?;
+    file_response(&file.path).await
+}
+
+/// A file as the body of a response, streamed, with its length.
+async fn file_response(path: &std::path::Path) -> Result<Response, ApiError> {
+    let file = tokio::fs::File::open(path).await.map_err(|e| {
+        aienv_node::NodeError::Io {
+            context: format!("cannot read {}", path.display()),
+            source: e,
+        }
+    })?;
+    let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let body = HttpBody::from_stream(tokio_util::io::ReaderStream::with_capacity(
+        file,
+        256 * 1024,
+    ));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        body,
+    )
+        .into_response())
+}
