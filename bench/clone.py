@@ -72,7 +72,7 @@ def main():
         subprocess.run(["cp", "-a", a.fixture, src], check=True)
         # Share everything rsync copies: the default exclusions would leave out __pycache__.
         with open(os.path.join(src, "aienv.toml"), "w") as f:
-            f.write('[workspace]\nname = "fixture"\n\n[sharing]\nenabled = true\naccess = "open"\ninclude = ["__pycache__/"]\n\n'
+            f.write('[workspace]\nname = "fixture"\n\n[sharing]\nenabled = true\naccess = "open"\npython_envs = "copy"\ninclude = ["__pycache__/"]\n\n'
                     '[environment.notebook]\nkind = "process"\n')
         files = [os.path.join(d, n) for d, _, ns in os.walk(src) for n in ns]
         size = sum(os.path.getsize(f) for f in files if not os.path.islink(f))

@@ -44,7 +44,7 @@ def main():
             os.makedirs(d)
             sh("cp", "-al", os.path.join(a.fixture, part), os.path.join(d, part))
             with open(os.path.join(d, "aienv.toml"), "w") as f:
-                f.write(f'[workspace]\nname = "{name}"\n\n[sharing]\nenabled = true\naccess = "open"\n\n[environment.e]\nkind = "process"\n')
+                f.write(f'[workspace]\nname = "{name}"\n\n[sharing]\nenabled = true\naccess = "open"\npython_envs = "copy"\n\n[environment.e]\nkind = "process"\n')
         urls = []
         for i, n in enumerate(ns):
             data = os.path.join(tmp, f"data{i}")

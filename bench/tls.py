@@ -57,7 +57,7 @@ def main():
         src = os.path.join(tmp, "src")
         subprocess.run(["cp", "-a", a.fixture, src], check=True)
         with open(os.path.join(src, "aienv.toml"), "w") as f:
-            f.write('[workspace]\nname = "fixture"\n\n[sharing]\nenabled = true\naccess = "open"\n')
+            f.write('[workspace]\nname = "fixture"\n\n[sharing]\nenabled = true\naccess = "open"\npython_envs = "copy"\n')
         procs = []
         try:
             pairs = {"tls": pair(a.bin, tmp, src, "tls", (), procs),

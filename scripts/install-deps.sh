@@ -73,11 +73,29 @@ ensure_cargo_deny() {
   echo "install-deps: $(cargo deny --version)"
 }
 
+# Wheels the LAN-cache tests serve from one node to another (tests/e2e/pyenv.rs): numpy and
+# scikit-learn with their dependencies, for the python3 on PATH, downloaded once from PyPI so
+# that nothing is downloaded while the tests run.
+ensure_test_wheels() {
+  local dir="${AIENV_TEST_WHEELS:-$HOME/.cache/aienv-test/wheels}"
+  if ! ls "$dir"/numpy-*.whl "$dir"/scikit_learn-*.whl >/dev/null 2>&1; then
+    echo "install-deps: downloading test wheels (numpy, scikit-learn) into $dir"
+    mkdir -p "$dir"
+    if ! python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+      -d "$dir" numpy scikit-learn; then
+      echo "install-deps: could not download the test wheels; tests/e2e/pyenv.rs will say so" >&2
+      return 0
+    fi
+  fi
+  echo "install-deps: test wheels in $dir ($(ls "$dir" | wc -l) files)"
+}
+
 if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-query >/dev/null 2>&1; then
   echo "install-deps: not a Debian-like system; install the equivalents of: ${PKGS[*]}" >&2
   echo "  (macOS needs only Xcode's command line tools; Windows needs WebView2, present on Windows 11)" >&2
   ensure_uv || true
   ensure_cargo_deny
+  ensure_test_wheels
   exit 0
 fi
 
@@ -113,3 +131,4 @@ fi
 
 ensure_uv
 ensure_cargo_deny
+ensure_test_wheels

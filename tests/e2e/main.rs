@@ -6,7 +6,9 @@ mod backends; // container and VM runs: Docker and QEMU for real, their failures
 mod clone; // cloning between real nodes: verified, incremental, resumed, cancelled, a full disk
 mod desktop; // the desktop app under Xvfb: its window, its node, attaching to a running node, a clean quit
 mod lan; // discovery between real nodes on 127.0.0.1: join, goodbye, crash, restart, catalog, static peers
+mod models; // Hugging Face models pulled between real nodes: verified, once; a changed blob, the cache off
 mod netns; // three hosts in network namespaces on a bridge: discovery, catalog, a host cut off and back
+mod pyenv; // Python envs rebuilt from a peer's packages on a host with no other route; who may read the cache
 mod runs;
 mod security; // share access (token, approve), audit log, pinned TLS, impostors, API key, secret scan // process runs: a cloned JupyterLab, failures, restarts, logs over the WebSocket
 mod serve; // starting, stopping and refusing to start: ports, data dirs, registries

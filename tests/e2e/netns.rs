@@ -9,19 +9,20 @@ use std::time::{Duration, Instant};
 use aienv_e2e::{aienv_bin, text, wait_for};
 use serde_json::Value;
 
-/// A set of namespaces removed on drop, with the nodes started inside them killed first.
-struct Lab {
+/// A set of namespaces removed on drop, with the nodes started inside them killed first. Other
+/// tests build on it (`pyenv.rs`: a host whose only route is the peer).
+pub(crate) struct Lab {
     prefix: String,
-    hosts: Vec<Host>,
-    _tmp: tempfile::TempDir,
+    pub(crate) hosts: Vec<Host>,
+    pub(crate) _tmp: tempfile::TempDir,
 }
 
-struct Host {
-    ns: String,
-    addr: String,
+pub(crate) struct Host {
+    pub(crate) ns: String,
+    pub(crate) addr: String,
     child: Option<Child>,
-    data_dir: PathBuf,
-    url: String,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) url: String,
 }
 
 fn ip(args: &[&str]) -> Output {
@@ -34,7 +35,7 @@ fn must(args: &[&str]) {
 }
 
 /// Whether this machine can run the test; the reason if not.
-fn unsupported() -> Option<String> {
+pub(crate) fn unsupported() -> Option<String> {
     if !Command::new("id")
         .arg("-u")
         .output()
@@ -49,7 +50,7 @@ fn unsupported() -> Option<String> {
 }
 
 impl Lab {
-    fn new(hosts: usize) -> Lab {
+    pub(crate) fn new(hosts: usize) -> Lab {
         // Short names: interface names are limited to 15 bytes.
         let prefix = format!("ae{}", std::process::id() % 100_000);
         let bridge = format!("{prefix}br");
@@ -106,6 +107,11 @@ impl Lab {
     }
 
     fn start(&mut self, i: usize) {
+        self.start_with(i, &[], &[]);
+    }
+
+    /// Starts host `i`'s node with more `serve` flags and environment variables.
+    pub(crate) fn start_with(&mut self, i: usize, extra: &[&str], env: &[(&str, &str)]) {
         let h = &mut self.hosts[i];
         let child = Command::new("ip")
             .args(["netns", "exec", &h.ns])
@@ -119,6 +125,8 @@ impl Lab {
             ])
             .args(["--name", &format!("host{}", i + 1), "--data-dir"])
             .arg(&h.data_dir)
+            .args(extra)
+            .envs(env.iter().copied())
             .env("AIENV_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -139,8 +147,17 @@ impl Lab {
         );
     }
 
+    /// A command run inside host `i`'s namespace.
+    pub(crate) fn exec(&self, i: usize, program: &str, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.hosts[i].ns, program])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
     /// `aienv ARGS --json` run inside host `i`'s namespace, against its node.
-    fn json(&self, i: usize, args: &[&str]) -> Value {
+    pub(crate) fn json(&self, i: usize, args: &[&str]) -> Value {
         let h = &self.hosts[i];
         let out = Command::new("ip")
             .args(["netns", "exec", &h.ns])
@@ -158,7 +175,7 @@ impl Lab {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    fn peer_names(&self, i: usize) -> Vec<String> {
+    pub(crate) fn peer_names(&self, i: usize) -> Vec<String> {
         let mut names: Vec<String> = self
             .json(i, &["peers"])
             .as_array()

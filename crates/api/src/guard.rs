@@ -21,7 +21,9 @@ const OPEN_PATHS: &[&str] = &["/api/v1/health"];
 /// shares are guarded by their access mode (open, token, approve) instead, the cache by
 /// `[cache] access`, and, from other machines, both only over TLS.
 pub fn is_peer_path(path: &str) -> bool {
-    path == "/api/v1/shares" || path.starts_with("/api/v1/shares/") || path.starts_with("/api/v1/cache/")
+    path == "/api/v1/shares"
+        || path.starts_with("/api/v1/shares/")
+        || path.starts_with("/api/v1/cache/")
 }
 
 /// Whether the request came over TLS, and the fingerprint of the client's certificate (absent
@@ -101,7 +103,8 @@ pub(crate) fn presented_key(req: &Request) -> Option<std::borrow::Cow<'_, str>> 
     let bearer = auth.and_then(|v| v.strip_prefix("Bearer ")).map(Into::into);
     let basic = || {
         let encoded = auth?.strip_prefix("Basic ")?;
-        let decoded = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).ok()?;
+        let decoded =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).ok()?;
         let text = String::from_utf8(decoded).ok()?;
         text.split_once(':').map(|(_, key)| key.to_string().into())
     };

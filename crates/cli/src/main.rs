@@ -116,6 +116,9 @@ enum Command {
     Stop { run: String },
     /// What this machine has: CPUs, memory, disk, GPUs, container engine, hypervisor.
     Resources,
+    /// Hugging Face models in the LAN cache: list them here and on peers, pull one from a peer.
+    #[command(subcommand)]
+    Model(commands::model::ModelCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -177,6 +180,7 @@ fn main() -> ExitCode {
                     Command::Logs(args) => commands::run::logs(&client, args).await,
                     Command::Stop { run } => commands::run::stop(&client, &run).await,
                     Command::Resources => commands::run::resources(&client).await,
+                    Command::Model(cmd) => cmd.run(&client).await,
                     Command::Serve(_) => unreachable!("handled above"),
                 }
             }

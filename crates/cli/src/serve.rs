@@ -40,7 +40,12 @@ pub struct ServeArgs {
     #[arg(long, env = "AIENV_PACKAGE_UPSTREAM", value_name = "URL|none")]
     package_upstream: Option<String>,
     /// A folder of wheel files to serve to peers beside the node's own store; repeatable.
-    #[arg(long = "wheel-dir", env = "AIENV_WHEEL_DIRS", value_name = "DIR", value_delimiter = ',')]
+    #[arg(
+        long = "wheel-dir",
+        env = "AIENV_WHEEL_DIRS",
+        value_name = "DIR",
+        value_delimiter = ','
+    )]
     wheel_dirs: Vec<PathBuf>,
     /// Which peers may read this node's LAN cache (packages and models): `peers` (nodes it
     /// knows, the default), `token` (those holding one of its share tokens) or `open`.

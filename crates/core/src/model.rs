@@ -106,14 +106,19 @@ impl Manifest {
                 paths.push(p.dir().to_string());
             }
             if let Some(py) = &env.python {
-                paths.extend(py.requirements.iter().cloned());
-                if let Some(lock) = &py.lock {
-                    paths.push(lock.clone());
-                    // `uv sync` needs the project file beside its lock.
-                    let dir = std::path::Path::new(lock)
-                        .parent()
-                        .unwrap_or(std::path::Path::new(""));
-                    paths.push(dir.join("pyproject.toml").to_string_lossy().into_owned());
+                // The table's own files and every variant's: a peer's GPU may pick another one.
+                let sources = std::iter::once((&py.requirements, &py.lock))
+                    .chain(py.variants.iter().map(|v| (&v.requirements, &v.lock)));
+                for (requirements, lock) in sources {
+                    paths.extend(requirements.iter().cloned());
+                    if let Some(lock) = lock {
+                        paths.push(lock.clone());
+                        // `uv sync` needs the project file beside its lock.
+                        let dir = std::path::Path::new(lock)
+                            .parent()
+                            .unwrap_or(std::path::Path::new(""));
+                        paths.push(dir.join("pyproject.toml").to_string_lossy().into_owned());
+                    }
                 }
             }
             for file in [&env.disk, &env.kernel, &env.initrd].into_iter().flatten() {
@@ -167,6 +172,9 @@ pub struct Sharing {
     /// workspace). Peers then see only these, and a clone's `aienv.toml` names only these.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub environments: Vec<String>,
+    /// What happens to Python environments in the workspace (venvs, conda prefixes).
+    #[serde(default, skip_serializing_if = "PythonEnvs::is_default")]
+    pub python_envs: PythonEnvs,
 }
 
 impl Default for Sharing {
@@ -177,7 +185,26 @@ impl Default for Sharing {
             exclude: Vec::new(),
             include: Vec::new(),
             environments: Vec::new(),
+            python_envs: PythonEnvs::Rebuild,
         }
+    }
+}
+
+/// How a share treats the Python environments inside a workspace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PythonEnvs {
+    /// Left out: the clone rebuilds each environment from its `python` requirements or lock,
+    /// fetching packages from the LAN. Paths, Python patch version and GPU may differ.
+    #[default]
+    Rebuild,
+    /// Copied byte for byte; only works where the OS, architecture and interpreter path match.
+    Copy,
+}
+
+impl PythonEnvs {
+    fn is_default(&self) -> bool {
+        *self == PythonEnvs::Rebuild
     }
 }
 

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-pub use names::{BlobKind, RepoId, RepoKind, check_path, is_commit};
+pub use names::{BlobKind, RepoId, RepoKind, check_path, check_ref, is_commit};
 pub use write::IncomingBlob;
 
 /// A repo of the cache, as the peer listing shows it.
@@ -99,7 +99,11 @@ pub enum HfError {
         "{path}: {got} bytes arrived where {expected} were listed; nothing was kept. Pull again \
          (the sender stopped early, or its file changed)"
     )]
-    SizeMismatch { path: String, expected: u64, got: u64 },
+    SizeMismatch {
+        path: String,
+        expected: u64,
+        got: u64,
+    },
     #[error("{0}: {1}")]
     Io(String, #[source] std::io::Error),
 }
@@ -142,7 +146,10 @@ impl HfCache {
 }
 
 /// [`HfCache::locate`] over given variables and home, for tests.
-pub fn locate_with(var: impl Fn(&str) -> Option<OsString>, home: Option<PathBuf>) -> Option<PathBuf> {
+pub fn locate_with(
+    var: impl Fn(&str) -> Option<OsString>,
+    home: Option<PathBuf>,
+) -> Option<PathBuf> {
     let set = |name: &str| {
         var(name)
             .filter(|v| !v.is_empty())

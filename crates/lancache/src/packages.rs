@@ -346,7 +346,11 @@ mod tests {
         assert_eq!(project_of("my-pkg-1.0.tar.gz"), Some("my-pkg".into()));
         assert_eq!(project_of("README.md"), None);
         assert_eq!(project_of("x.whl"), None, "a wheel name has five fields");
-        for bad in ["../numpy-1-py3-none-any.whl", "a/b-1-py3-none-any.whl", ".x-1.tar.gz"] {
+        for bad in [
+            "../numpy-1-py3-none-any.whl",
+            "a/b-1-py3-none-any.whl",
+            ".x-1.tar.gz",
+        ] {
             assert!(!is_dist_name(bad), "{bad}");
         }
     }
@@ -379,12 +383,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::new(dir.path().join("packages"), vec![]);
         let name = "demo-1.0-py3-none-any.whl";
-        let mut bad = s.incoming(name, &sha256_hex(b"good"), "peer \"a\"").unwrap();
+        let mut bad = s
+            .incoming(name, &sha256_hex(b"good"), "peer \"a\"")
+            .unwrap();
         bad.write(b"evil").unwrap();
         let e = bad.finish().unwrap_err().to_string();
-        assert!(e.contains("peer \"a\" listed") && e.contains("not kept"), "{e}");
+        assert!(
+            e.contains("peer \"a\" listed") && e.contains("not kept"),
+            "{e}"
+        );
         assert!(s.list("demo").is_empty());
-        assert_eq!(std::fs::read_dir(s.dir()).unwrap().count(), 0, "nothing left");
+        assert_eq!(
+            std::fs::read_dir(s.dir()).unwrap().count(),
+            0,
+            "nothing left"
+        );
 
         let mut good = s.incoming(name, &sha256_hex(b"good"), "peer").unwrap();
         good.write(b"go").unwrap();

@@ -364,7 +364,10 @@ impl Node {
 
 /// The certificate a peer presents must be the one this node knows (`known`) for the node it
 /// names: a machine cannot borrow another node's name.
-pub(crate) fn check_identity(who: &Requester, known: Option<String>) -> std::result::Result<(), NodeError> {
+pub(crate) fn check_identity(
+    who: &Requester,
+    known: Option<String>,
+) -> std::result::Result<(), NodeError> {
     match (known, &who.cert) {
         (Some(known), Some(cert)) if known != *cert => Err(NodeError::Denied {
             code: "peer_impersonation",

@@ -14,13 +14,15 @@ mod adopted;
 mod catalog_fit;
 mod clones;
 mod datadir;
+mod env_lock;
 mod error;
 mod files;
 mod instance;
 mod items;
 pub mod lan_cache;
-mod packages;
+pub mod models;
 mod online;
+mod packages;
 mod pause;
 mod peer_access;
 mod reload;
@@ -50,8 +52,10 @@ pub use aienv_sharing::{CatalogEntry, FileManifest, SecretFinding, ShareList};
 pub use catalog_fit::{CatalogItem, FitSummary};
 pub use clones::CloneRequest;
 pub use datadir::{NODE_FILE, NodeRecord, create as create_data_dir, read_record};
+pub use env_lock::LockedEnv;
 pub use error::{NodeError, Result};
 pub use online::DiscoveryReport;
+pub use packages::IndexFile;
 pub use peer_access::{NODE_ID_HEADER, NODE_NAME_HEADER, TOKEN_HEADER};
 pub use settings::{ConfigFileSettings, NodeSettings, SettingsPatch, SettingsUpdate};
 pub use workspaces::{NewWorkspace, WorkspacePatch};
@@ -94,6 +98,8 @@ struct Inner {
     held_ports: Mutex<std::collections::HashMap<String, Vec<u16>>>,
     /// Sharing paused (the tray's "Pause sharing"): peers see nothing and can clone nothing.
     sharing_paused: std::sync::atomic::AtomicBool,
+    /// Pulls of Hugging Face models from peers, by id (see `models.rs`).
+    model_pulls: models::Pulls,
     probe: aienv_runtime::Probe,
     ports: aienv_runtime::ports::Ports,
     backends: aienv_runtime::backend::Backends,
@@ -178,6 +184,7 @@ impl Node {
                 live_runs: Mutex::new(Default::default()),
                 held_ports: Mutex::new(Default::default()),
                 sharing_paused: Default::default(),
+                model_pulls: Default::default(),
                 probe: aienv_runtime::Probe::new(data_dir.path()),
                 ports: Default::default(),
                 backends: Default::default(),

@@ -147,9 +147,7 @@ impl Node {
     ) -> Result<Revision> {
         self.authorize_cache(Part::Models, who, "model files")?;
         let repo = repo_of_folder(id)?;
-        self.hf_cache()?
-            .revision(&repo, revision)
-            .map_err(from_hf)
+        self.hf_cache()?.revision(&repo, revision).map_err(from_hf)
     }
 
     /// Where blob `hash` of the repo in cache folder `id` is, and its size, for `who`.
@@ -172,7 +170,9 @@ impl Node {
             let cache = cache.clone();
             tokio::task::spawn_blocking(move || cache.repos())
                 .await
-                .map_err(|e| NodeError::io("listing the Hugging Face cache", std::io::Error::other(e)))?
+                .map_err(|e| {
+                    NodeError::io("listing the Hugging Face cache", std::io::Error::other(e))
+                })?
                 .map_err(from_hf)?
         };
         let peers = if enabled {

@@ -40,8 +40,8 @@ struct Source {
 #[derive(Debug, Default)]
 pub(crate) struct Index {
     sources: std::sync::Mutex<HashMap<String, Source>>,
-    /// One fetch per file at a time (uv may ask twice in parallel).
-    fetching: tokio::sync::Mutex<()>,
+    /// Files being fetched now: one fetch per file (an installer may ask twice at once).
+    inflight: std::sync::Mutex<std::collections::HashSet<String>>,
     pub(crate) stats: Stats,
 }
 
@@ -66,9 +66,14 @@ impl Stats {
 
 /// A file the index hands to an installer.
 #[derive(Debug)]
-pub struct IndexFile {
-    pub path: PathBuf,
-    pub size: u64,
+pub enum IndexFile {
+    /// In this node's store or wheel folders.
+    Stored(PathBuf),
+    /// Being fetched: its bytes as they arrive (an error at the end if the hash was wrong).
+    Fetching {
+        body: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+        size: Option<u64>,
+    },
 }
 
 impl Node {
@@ -102,13 +107,19 @@ impl Node {
             .as_ref()
             .map(|(_, port)| *port)
             .unwrap_or(self.inner.config.listen.port());
+        // The address the API listens on: loopback when it listens on all of them.
+        let ip = match self.inner.config.listen.ip() {
+            ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+            ip => ip,
+        };
+        let host = std::net::SocketAddr::new(ip, port);
         let auth = self
             .inner
             .config
             .api_key
             .as_deref()
             .map_or(String::new(), |k| format!("aienv:{k}@"));
-        Some(format!("http://{auth}127.0.0.1:{port}/api/v1/index/simple"))
+        Some(format!("http://{auth}{host}/api/v1/index/simple"))
     }
 
     /// The projects this node's store and wheel folders hold (the index's root page).
@@ -144,27 +155,35 @@ impl Node {
         files
     }
 
-    /// The file `filename` for an installer: from the store, or fetched (and checked against its
-    /// listed hash) from where the listing found it.
+    /// The file `filename` for an installer: from the store, or fetched from where the listing
+    /// found it, passed on as it arrives and kept once its hash is the listed one. (A file whose
+    /// hash is wrong ends its body with an error, and the installer, which checks the hash from
+    /// the page too, refuses it.)
     pub async fn index_file(&self, filename: &str) -> Result<IndexFile> {
         if !is_dist_name(filename) {
             return Err(NodeError::NotFound(format!(
                 "{filename:?} is not a package file name"
             )));
         }
-        let _one = self.inner.index.fetching.lock().await;
-        if let Some(path) = self.package_store().find(filename) {
-            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            return Ok(IndexFile { path, size });
+        loop {
+            if let Some(path) = self.package_store().find(filename) {
+                return Ok(IndexFile::Stored(path));
+            }
+            let source = lock(&self.inner.index.sources).get(filename).cloned();
+            let Some(source) = source else {
+                return Err(NodeError::NotFound(format!(
+                    "no peer and no upstream index listed {filename:?}; list its project first \
+                     (GET /api/v1/index/simple/PROJECT/)"
+                )));
+            };
+            if lock(&self.inner.index.inflight).insert(filename.to_string()) {
+                return self.fetch_into_store(source).await;
+            }
+            // Another request fetches it: wait for that one to keep it (or to fail, and try).
+            while lock(&self.inner.index.inflight).contains(filename) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
-        let source = lock(&self.inner.index.sources).get(filename).cloned();
-        let Some(source) = source else {
-            return Err(NodeError::NotFound(format!(
-                "no peer and no upstream index listed {filename:?}; list its project first \
-                 (GET /api/v1/index/simple/PROJECT/)"
-            )));
-        };
-        self.fetch_into_store(&source).await
     }
 
     /// The project's files on each online peer, asked at once; silent peers are skipped.
@@ -257,8 +276,10 @@ impl Node {
         )
     }
 
-    async fn fetch_into_store(&self, source: &Source) -> Result<IndexFile> {
-        let name = &source.dist.filename;
+    /// Starts fetching `source` (its name is in `inflight`, and leaves it when done).
+    async fn fetch_into_store(&self, source: Source) -> Result<IndexFile> {
+        let guard = Inflight(self.clone(), source.dist.filename.clone());
+        let name = source.dist.filename.clone();
         let (client, headers, from) = match &source.peer {
             Some((id, peer_name)) => {
                 let peer = self.find_peer(id)?;
@@ -274,43 +295,93 @@ impl Node {
                 format!("the index {}", self.inner.config.cache.upstream),
             ),
         };
-        let failed = |what: String| NodeError::Fetch(format!("cannot fetch {name} from {from}: {what}"));
+        let failed = move |what: String| format!("cannot fetch {name} from {from}: {what}");
         let res = client
             .get(&source.url)
             .headers(headers)
             .send()
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| NodeError::Fetch(failed(e.to_string())))?;
         if !res.status().is_success() {
-            return Err(failed(format!("it answered {}", res.status())));
+            return Err(NodeError::Fetch(failed(format!(
+                "it answered {}",
+                res.status()
+            ))));
         }
+        let from_name = source
+            .peer
+            .as_ref()
+            .map_or("the upstream index".to_string(), |(_, n)| {
+                format!("peer {n:?}")
+            });
         let mut incoming = self
             .package_store()
-            .incoming(name, &source.dist.sha256, &from)
+            .incoming(&source.dist.filename, &source.dist.sha256, &from_name)
             .map_err(|e| NodeError::Fetch(e.to_string()))?;
-        let mut body = res.bytes_stream();
-        let stats = &self.inner.index.stats;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| failed(e.to_string()))?;
-            incoming
-                .write(&chunk)
-                .map_err(|e| NodeError::Fetch(e.to_string()))?;
-            stats.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        }
-        let (path, dist) = incoming.finish().map_err(|e| {
-            tracing::warn!("{e}");
-            NodeError::Fetch(e.to_string())
-        })?;
-        stats.fetched.fetch_add(1, Ordering::Relaxed);
-        if let Some((_, peer_name)) = &source.peer {
-            stats.from_peers.fetch_add(1, Ordering::Relaxed);
-            *lock(&stats.last_peer) = Some(peer_name.clone());
-        }
-        tracing::info!("package {name}: fetched from {from}, hash checked");
-        Ok(IndexFile {
-            path,
-            size: dist.size,
-        })
+        let size = res.content_length();
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
+        let node = self.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let stats = &node.inner.index.stats;
+            let mut body = res.bytes_stream();
+            let mut error = None;
+            // The last chunk waits for the hash check: a file that fails it never arrives whole,
+            // whatever length the response announced.
+            let mut held: Option<bytes::Bytes> = None;
+            while let Some(chunk) = body.next().await {
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    Err(e) => {
+                        error = Some(failed(e.to_string()));
+                        break;
+                    }
+                };
+                if let Err(e) = incoming.write(&chunk) {
+                    error = Some(e.to_string());
+                    break;
+                }
+                stats.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                // The installer may have gone; the file is still worth keeping for the LAN.
+                if let Some(prev) = held.replace(chunk) {
+                    let _ = tx.send(Ok(prev)).await;
+                }
+            }
+            let kept = match error {
+                Some(e) => Err(e),
+                None => incoming.finish().map_err(|e| e.to_string()),
+            };
+            match kept {
+                Ok(_) => {
+                    if let Some(last) = held {
+                        let _ = tx.send(Ok(last)).await;
+                    }
+                    stats.fetched.fetch_add(1, Ordering::Relaxed);
+                    if let Some((_, peer_name)) = &source.peer {
+                        stats.from_peers.fetch_add(1, Ordering::Relaxed);
+                        *lock(&stats.last_peer) = Some(peer_name.clone());
+                    }
+                    tracing::info!(
+                        "package {}: fetched from {from_name}, hash checked",
+                        source.dist.filename
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    let _ = tx.send(Err(std::io::Error::other(e))).await;
+                }
+            }
+        });
+        Ok(IndexFile::Fetching { body: rx, size })
+    }
+}
+
+/// Takes a file's name out of the in-flight set when its fetch ends, however it ends.
+struct Inflight(Node, String);
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        lock(&self.0.inner.index.inflight).remove(&self.1);
     }
 }
 

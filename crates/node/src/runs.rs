@@ -290,8 +290,7 @@ impl Node {
     ) {
         let node = self.downgrade();
         let id = id.to_string();
-        let mut follower =
-            follower.unwrap_or_else(|| logs::Follower::new(log.to_path_buf(), true));
+        let mut follower = follower.unwrap_or_else(|| logs::Follower::new(log.to_path_buf(), true));
         let log = log.to_path_buf();
         tokio::spawn(async move {
             loop {

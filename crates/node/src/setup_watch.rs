@@ -123,7 +123,9 @@ impl Node {
 fn resolved(line: &str) -> Option<u32> {
     let rest = line.trim().strip_prefix("Resolved ")?;
     let (n, rest) = rest.split_once(' ')?;
-    rest.starts_with("package").then(|| n.parse().ok()).flatten()
+    rest.starts_with("package")
+        .then(|| n.parse().ok())
+        .flatten()
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 
 pub mod conda;
 mod index;
+pub mod lock;
 pub mod pyproject;
 pub mod variant;
 pub mod venv;
@@ -239,7 +240,7 @@ fn stamp(py: &PythonSetup, variant: Option<&str>, sources: &[Source]) -> Result<
     Ok(stamp)
 }
 
-async fn run_step(step: &Step, workspace: &Path, log: &Path) -> Result<(), RunError> {
+pub(crate) async fn run_step(step: &Step, workspace: &Path, log: &Path) -> Result<(), RunError> {
     let g = Group::spawn(
         &[(step.label.clone(), step.cmd.clone())],
         workspace,

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use aienv_core::Sharing;
+use aienv_core::{PythonEnvs, Sharing};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 /// Excluded unless the owner includes them.
@@ -52,6 +52,10 @@ pub const DEFAULT_EXCLUDES: &[&str] = &[
 #[derive(Debug)]
 pub struct Filter {
     rules: Gitignore,
+    /// The workspace's root, to look inside folders (is it a Python environment?).
+    root: std::path::PathBuf,
+    /// Share Python environments (venvs, conda prefixes) byte for byte (`python_envs = "copy"`).
+    copy_python_envs: bool,
     /// When only some environments are shared: the paths their share is made of.
     only: Option<Vec<std::path::PathBuf>>,
 }
@@ -71,6 +75,8 @@ impl Filter {
         }
         Ok(Filter {
             rules: b.build().map_err(|e| e.to_string())?,
+            root: root.to_path_buf(),
+            copy_python_envs: sharing.python_envs == PythonEnvs::Copy,
             only: None,
         })
     }
@@ -94,7 +100,16 @@ impl Filter {
             }
         }
         self.rules.matched(rel, is_dir).is_ignore()
+            || (is_dir && !self.copy_python_envs && is_python_env(&self.root.join(rel)))
     }
+}
+
+/// Whether `dir` is a Python environment: a venv (`pyvenv.cfg`) or a conda prefix
+/// (`conda-meta/`). Their files name absolute paths of this machine (interpreter, shebangs), so by
+/// default they are rebuilt where they are cloned, from the environment's requirements or lock,
+/// not copied.
+pub fn is_python_env(dir: &Path) -> bool {
+    dir.join("pyvenv.cfg").is_file() || dir.join("conda-meta").is_dir()
 }
 
 #[cfg(test)]
@@ -134,6 +149,25 @@ mod tests {
         ] {
             assert!(!f.excluded(Path::new(p), false), "{p} is shared");
         }
+    }
+
+    #[test]
+    fn python_environments_stay_home_unless_the_owner_copies_them() {
+        let ws = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(ws.path().join(".venv/lib")).unwrap();
+        std::fs::write(ws.path().join(".venv/pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+        std::fs::create_dir_all(ws.path().join("envs/train/conda-meta")).unwrap();
+        std::fs::create_dir_all(ws.path().join("src")).unwrap();
+        let mut sharing = Sharing::default();
+        let f = Filter::new(ws.path(), &sharing).unwrap();
+        assert!(f.excluded(Path::new(".venv"), true));
+        assert!(f.excluded(Path::new("envs/train"), true));
+        assert!(!f.excluded(Path::new("src"), true));
+        assert!(!f.excluded(Path::new("envs"), true));
+        sharing.python_envs = PythonEnvs::Copy;
+        let f = Filter::new(ws.path(), &sharing).unwrap();
+        assert!(!f.excluded(Path::new(".venv"), true));
+        assert!(!f.excluded(Path::new("envs/train"), true));
     }
 
     #[test]

@@ -159,3 +159,19 @@ pub async fn remove_environment(
         blocking(move || node.remove_environment(&id, &name)).await?,
     ))
 }
+
+/// Pins the environment's Python packages (`uv pip compile --generate-hashes`, or `uv lock` for
+/// a uv project), through the node's package index, and sets `python.lock` to the lock file.
+#[utoipa::path(post, path = "/workspaces/{id}/environments/{name}/lock", tag = "environments",
+    params(("id" = String, Path, description = "workspace id or unique name"), ("name" = String, Path)),
+    responses((status = 200, body = aienv_node::LockedEnv),
+        (status = 400, description = "the environment has no `python` table", body = ErrorBody),
+        (status = 404, description = "no such workspace or environment", body = ErrorBody),
+        (status = 409, description = "the name matches more than one workspace", body = ErrorBody),
+        (status = 422, description = "nothing to lock (conda, pixi, no requirements), uv missing, or the resolver failed: the message quotes it", body = ErrorBody)))]
+pub async fn lock_environment(
+    State(node): State<Node>,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Json<aienv_node::LockedEnv>, ApiError> {
+    Ok(Json(node.lock_environment(&id, &name).await?))
+}

@@ -5,6 +5,7 @@ mod clones;
 mod events;
 mod health;
 mod items;
+mod models;
 mod packages;
 mod peers;
 mod runs;
@@ -75,6 +76,14 @@ pub(crate) fn api() -> OpenApiRouter<Node> {
         .routes(routes!(access::trusted))
         .routes(routes!(access::trust))
         .routes(routes!(access::secret_scan))
+        .routes(routes!(models::served))
+        .routes(routes!(models::revision))
+        .routes(routes!(models::blob))
+        .routes(routes!(models::overview))
+        .routes(routes!(models::pull))
+        .routes(routes!(models::pulls))
+        .routes(routes!(models::show_pull))
+        .routes(routes!(items::lock_environment))
         .routes(routes!(packages::peer_listing))
         .routes(routes!(packages::peer_file))
         .routes(routes!(packages::index_root))

@@ -8,8 +8,8 @@
 //!   `http://aienv:KEY@127.0.0.1:...`).
 
 use aienv_lancache::packages::{Listing, simple_page, simple_root};
-use aienv_node::Node;
 use aienv_node::lan_cache::Part;
+use aienv_node::{IndexFile, Node};
 use axum::body::Body as HttpBody;
 use axum::extract::{Path, State};
 use axum::http::header;
@@ -99,18 +99,34 @@ pub async fn index_file(
     State(node): State<Node>,
     Path(filename): Path<String>,
 ) -> Result<Response, ApiError> {
-    let file = node.index_file(&filename).await?;
-    file_response(&file.path).await
+    match node.index_file(&filename).await? {
+        IndexFile::Stored(path) => file_response(&path).await,
+        IndexFile::Fetching { body, size } => {
+            let stream = futures_util::stream::unfold(body, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            });
+            let mut res = HttpBody::from_stream(stream).into_response();
+            let headers = res.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/octet-stream"),
+            );
+            if let Some(size) = size {
+                headers.insert(header::CONTENT_LENGTH, size.into());
+            }
+            Ok(res)
+        }
+    }
 }
 
 /// A file as the body of a response, streamed, with its length.
 async fn file_response(path: &std::path::Path) -> Result<Response, ApiError> {
-    let file = tokio::fs::File::open(path).await.map_err(|e| {
-        aienv_node::NodeError::Io {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| aienv_node::NodeError::Io {
             context: format!("cannot read {}", path.display()),
             source: e,
-        }
-    })?;
+        })?;
     let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
     let body = HttpBody::from_stream(tokio_util::io::ReaderStream::with_capacity(
         file,

@@ -59,6 +59,9 @@ pub enum EnvCmd {
     List { workspace: String },
     /// Show one environment in full.
     Show { workspace: String, env: String },
+    /// Pin its Python packages in a lock file (uv, through the LAN cache) and set `python.lock`,
+    /// so every rebuild, here or on a peer, installs exactly the same files.
+    Lock { workspace: String, env: String },
     /// Add an environment (for everything else, edit aienv.toml).
     Add {
         workspace: String,
@@ -121,6 +124,30 @@ impl EnvCmd {
                     ))
                     .await?;
                 c.print(&e, print_env);
+            }
+            EnvCmd::Lock { workspace, env } => {
+                let locked: serde_json::Value = c
+                    .send(
+                        Method::POST,
+                        &format!(
+                            "/workspaces/{}/environments/{}/lock/",
+                            seg(&workspace),
+                            seg(&env)
+                        )
+                        .trim_end_matches('/')
+                        .to_string(),
+                        None::<&()>,
+                    )
+                    .await?;
+                c.print(&locked, |l| {
+                    println!(
+                        "locked {}/{}: {} packages pinned in {} (python.lock set in aienv.toml)",
+                        l["workspace"].as_str().unwrap_or("?"),
+                        l["environment"].as_str().unwrap_or("?"),
+                        l["packages"],
+                        l["file"].as_str().unwrap_or("?")
+                    )
+                });
             }
             EnvCmd::Add {
                 workspace,

@@ -5,6 +5,7 @@ pub mod adopt;
 pub mod clone;
 pub mod env;
 pub mod events;
+pub mod model;
 pub mod peers;
 pub mod project;
 pub mod run;

@@ -80,6 +80,15 @@ impl ManifestDoc {
         };
         set_keeping_comment(table, "enabled", sharing.enabled.into());
         set_keeping_comment(table, "access", serde_plain(&sharing.access).into());
+        if sharing.python_envs != crate::model::PythonEnvs::default() {
+            set_keeping_comment(
+                table,
+                "python_envs",
+                serde_plain(&sharing.python_envs).into(),
+            );
+        } else {
+            table.remove("python_envs");
+        }
         for (key, list) in [
             ("exclude", &sharing.exclude),
             ("include", &sharing.include),

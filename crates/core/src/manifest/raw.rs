@@ -44,6 +44,8 @@ pub(super) struct RawSharing {
     pub include: Vec<Spanned<String>>,
     #[serde(default)]
     pub environments: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub python_envs: crate::model::PythonEnvs,
 }
 
 #[derive(Debug, Deserialize)]

@@ -568,6 +568,23 @@ fn python_variants_parse_and_their_files_count_as_the_environments_files() {
             "requirements-cpu.txt"
         ]
     );
+    // Sharing only this environment shares every variant's files, since a peer's GPU may pick
+    // another variant than this machine's.
+    let text = VARIANTS.replace(
+        "name = \"x\"\n",
+        "name = \"x\"\n[sharing]\nenvironments = [\"train\"]\n",
+    );
+    let m = parse(&text, file()).unwrap();
+    assert_eq!(
+        m.shared_paths().unwrap(),
+        [
+            "aienv.toml",
+            "requirements-cpu.txt",
+            "requirements-cu124.txt",
+            "rocm/pyproject.toml",
+            "rocm/uv.lock"
+        ]
+    );
 }
 
 #[test]
@@ -588,10 +605,16 @@ fn python_variants_that_break_the_rules_are_refused_with_what_to_do() {
     }
     let e = with("requirements = \"requirements-cu124.txt\"", "");
     assert!(e.contains("python variant \"cu124\" names no file"), "{e}");
-    let e = with("lock = \"rocm/uv.lock\"", "lock = \"a\"\nrequirements = \"b\"");
+    let e = with(
+        "lock = \"rocm/uv.lock\"",
+        "lock = \"a\"\nrequirements = \"b\"",
+    );
     assert!(e.contains("gives both `requirements` and `lock`"), "{e}");
     let e = with("lock = \"rocm/uv.lock\"", "lock = \"../uv.lock\"");
-    assert!(e.contains("\"../uv.lock\" leads outside the workspace"), "{e}");
+    assert!(
+        e.contains("\"../uv.lock\" leads outside the workspace"),
+        "{e}"
+    );
     let e = with(
         "requirements = \"requirements-cpu.txt\"\n\n[[",
         "conda = \"environment.yml\"\n\n[[",

@@ -48,6 +48,7 @@ pub(super) fn validate(
                 exclude: s.exclude.into_iter().map(Spanned::into_inner).collect(),
                 include: s.include.into_iter().map(Spanned::into_inner).collect(),
                 environments: shared_envs.iter().map(|e| e.get_ref().clone()).collect(),
+                python_envs: s.python_envs,
             }
         }
     };

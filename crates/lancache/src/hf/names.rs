@@ -11,7 +11,18 @@ use super::HfError;
 
 /// What a repo holds; the cache keeps each kind under its own folder prefix.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum RepoKind {
@@ -156,7 +167,10 @@ pub fn check_path(path: &str) -> Result<Vec<&str>, HfError> {
         return Err(bad("backslash or NUL"));
     }
     let parts: Vec<&str> = path.split('/').collect();
-    if parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") {
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
         return Err(bad("absolute, or with an empty, `.` or `..` part"));
     }
     Ok(parts)
@@ -164,7 +178,7 @@ pub fn check_path(path: &str) -> Result<Vec<&str>, HfError> {
 
 /// Checks a ref's name (`main`, `refs/pr/1`): parts of letters, digits, `-`, `_`, `.`, none of
 /// them `.` or `..`.
-pub(super) fn check_ref(name: &str) -> Result<(), HfError> {
+pub fn check_ref(name: &str) -> Result<(), HfError> {
     let ok = !name.is_empty()
         && name.len() <= 255
         && name.split('/').all(|p| {

@@ -44,8 +44,20 @@ fn fixture() -> (tempfile::TempDir, HfCache) {
     let root = tmp.path().join("hub");
     let repo = model();
     let weights = vec![7u8; 10_000];
-    put(&root, &repo, "model.safetensors", &sha256(&weights), &weights);
-    put(&root, &repo, "sub/dir/config.json", &git_sha1(b"{}\n"), b"{}\n");
+    put(
+        &root,
+        &repo,
+        "model.safetensors",
+        &sha256(&weights),
+        &weights,
+    );
+    put(
+        &root,
+        &repo,
+        "sub/dir/config.json",
+        &git_sha1(b"{}\n"),
+        b"{}\n",
+    );
     std::fs::create_dir_all(root.join(repo.folder()).join("refs")).unwrap();
     std::fs::write(root.join(repo.folder()).join("refs/main"), COMMIT).unwrap();
     (tmp, HfCache::at(root))
@@ -71,7 +83,10 @@ fn the_cache_is_found_where_huggingface_hub_looks() {
         Some(PathBuf::from("/xdg/huggingface/hub"))
     );
     assert_eq!(
-        locate_with(env(&[("HF_HOME", "~/hf"), ("XDG_CACHE_HOME", "/xdg")]), home.clone()),
+        locate_with(
+            env(&[("HF_HOME", "~/hf"), ("XDG_CACHE_HOME", "/xdg")]),
+            home.clone()
+        ),
         Some(PathBuf::from("/home/u/hf/hub"))
     );
     assert_eq!(
@@ -96,10 +111,27 @@ fn repo_ids_map_to_cache_folders_and_back() {
     let d = RepoId::from_folder("datasets--org--data.v2").unwrap();
     assert_eq!((d.kind(), d.name()), (RepoKind::Dataset, "org/data.v2"));
     assert_eq!(RepoId::from_folder("models--gpt2").unwrap().name(), "gpt2");
-    for not_a_repo in [".locks", "version.txt", "spaces--a--b", "models--a--b--c", "models--"] {
+    for not_a_repo in [
+        ".locks",
+        "version.txt",
+        "spaces--a--b",
+        "models--a--b--c",
+        "models--",
+    ] {
         assert_eq!(RepoId::from_folder(not_a_repo), None, "{not_a_repo}");
     }
-    for bad in ["", "a/b/c", "/a", "a/", "../x", "a/..", "a--b/c", "a b/c", "a/.hidden", "a\\b"] {
+    for bad in [
+        "",
+        "a/b/c",
+        "/a",
+        "a/",
+        "../x",
+        "a/..",
+        "a--b/c",
+        "a b/c",
+        "a/.hidden",
+        "a\\b",
+    ] {
         assert!(RepoId::new(RepoKind::Model, bad).is_err(), "{bad:?}");
     }
 }
@@ -108,19 +140,42 @@ fn repo_ids_map_to_cache_folders_and_back() {
 fn blob_names_are_hashes_of_two_kinds() {
     assert_eq!(BlobKind::of(&"a".repeat(64)), Some(BlobKind::Sha256));
     assert_eq!(BlobKind::of(&"0".repeat(40)), Some(BlobKind::GitSha1));
-    for bad in ["", "abc", &"A".repeat(64), &"g".repeat(40), &format!("{}.incomplete", "a".repeat(64)), "../../etc/passwd"] {
+    for bad in [
+        "",
+        "abc",
+        &"A".repeat(64),
+        &"g".repeat(40),
+        &format!("{}.incomplete", "a".repeat(64)),
+        "../../etc/passwd",
+    ] {
         assert_eq!(BlobKind::of(bad), None, "{bad:?}");
     }
     // The git blob id of an empty file and of "hello world\n", as `git hash-object` gives them.
     assert_eq!(git_sha1(b""), "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
-    assert_eq!(git_sha1(b"hello world\n"), "3b18e512dba79e4c8300dd08aeb37f8e728b8dad");
+    assert_eq!(
+        git_sha1(b"hello world\n"),
+        "3b18e512dba79e4c8300dd08aeb37f8e728b8dad"
+    );
 }
 
 #[test]
 fn snapshot_paths_cannot_leave_the_snapshot() {
-    assert_eq!(check_path("onnx/model.onnx").unwrap(), ["onnx", "model.onnx"]);
+    assert_eq!(
+        check_path("onnx/model.onnx").unwrap(),
+        ["onnx", "model.onnx"]
+    );
     assert!(check_path(".gitattributes").is_ok());
-    for bad in ["", "/etc/passwd", "../x", "a/../../x", "a//b", "a/./b", "a/", "a\\..\\b", "a\0b"] {
+    for bad in [
+        "",
+        "/etc/passwd",
+        "../x",
+        "a/../../x",
+        "a//b",
+        "a/./b",
+        "a/",
+        "a\\..\\b",
+        "a\0b",
+    ] {
         assert!(check_path(bad).is_err(), "{bad:?}");
     }
 }
@@ -131,22 +186,41 @@ fn repos_revisions_and_files_are_listed_from_the_layout() {
     let repos = cache.repos().unwrap();
     assert_eq!(repos.len(), 1);
     let r = &repos[0];
-    assert_eq!((r.id.as_str(), r.repo.as_str()), ("models--acme--tiny-bert", "acme/tiny-bert"));
+    assert_eq!(
+        (r.id.as_str(), r.repo.as_str()),
+        ("models--acme--tiny-bert", "acme/tiny-bert")
+    );
     assert_eq!(r.refs["main"], COMMIT);
     assert_eq!(r.revisions, [COMMIT]);
     assert_eq!(r.size, 10_003);
 
     let rev = cache.revision(&model(), "main").unwrap();
     assert_eq!(rev.commit, COMMIT);
-    let paths: Vec<(&str, u64)> = rev.files.iter().map(|f| (f.path.as_str(), f.size)).collect();
-    assert_eq!(paths, [("model.safetensors", 10_000), ("sub/dir/config.json", 3)]);
+    let paths: Vec<(&str, u64)> = rev
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.size))
+        .collect();
+    assert_eq!(
+        paths,
+        [("model.safetensors", 10_000), ("sub/dir/config.json", 3)]
+    );
     assert_eq!(rev.files[1].blob, git_sha1(b"{}\n"));
     // A commit with a snapshot is a revision too; an unknown ref or repo is not found.
     assert_eq!(cache.revision(&model(), COMMIT).unwrap().files, rev.files);
-    assert!(matches!(cache.revision(&model(), "v2"), Err(HfError::NotFound(_))));
+    assert!(matches!(
+        cache.revision(&model(), "v2"),
+        Err(HfError::NotFound(_))
+    ));
     let other = RepoId::new(RepoKind::Model, "acme/other").unwrap();
-    assert!(matches!(cache.revision(&other, "main"), Err(HfError::NotFound(_))));
-    assert!(matches!(cache.revision(&model(), "../../x"), Err(HfError::Invalid(_))));
+    assert!(matches!(
+        cache.revision(&other, "main"),
+        Err(HfError::NotFound(_))
+    ));
+    assert!(matches!(
+        cache.revision(&model(), "../../x"),
+        Err(HfError::Invalid(_))
+    ));
     // A cache that does not exist yet is empty, not an error.
     assert!(HfCache::at("/nonexistent/hub").repos().unwrap().is_empty());
 }
@@ -165,10 +239,22 @@ fn links_out_of_the_repos_blobs_are_not_listed_or_served() {
     let blobs = cache.repo_dir(&model()).join("blobs");
     std::os::unix::fs::symlink(&outside, blobs.join("f".repeat(64))).unwrap();
 
-    let paths: Vec<String> = cache.revision(&model(), "main").unwrap().files.into_iter().map(|f| f.path).collect();
+    let paths: Vec<String> = cache
+        .revision(&model(), "main")
+        .unwrap()
+        .files
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
     assert_eq!(paths, ["model.safetensors", "sub/dir/config.json"]);
-    assert!(matches!(cache.blob(&model(), &"f".repeat(64)), Err(HfError::NotFound(_))));
-    assert!(matches!(cache.blob(&model(), "../../secret"), Err(HfError::Invalid(_))));
+    assert!(matches!(
+        cache.blob(&model(), &"f".repeat(64)),
+        Err(HfError::NotFound(_))
+    ));
+    assert!(matches!(
+        cache.blob(&model(), "../../secret"),
+        Err(HfError::Invalid(_))
+    ));
 }
 
 #[test]
@@ -180,7 +266,9 @@ fn a_pulled_repo_is_written_in_the_hub_layout() {
     for f in &rev.files {
         assert!(!dst.has_blob(&model(), f));
         let (path, _) = src.blob(&model(), &f.blob).unwrap();
-        let n = dst.insert(&model(), f, std::fs::File::open(path).unwrap()).unwrap();
+        let n = dst
+            .insert(&model(), f, std::fs::File::open(path).unwrap())
+            .unwrap();
         assert_eq!(n, f.size);
         assert!(dst.has_blob(&model(), f));
         dst.link(&model(), &rev.commit, f).unwrap();
@@ -189,8 +277,14 @@ fn a_pulled_repo_is_written_in_the_hub_layout() {
     dst.set_ref(&model(), "main", &rev.commit).unwrap();
 
     let repo_dir = dst.repo_dir(&model());
-    assert_eq!(std::fs::read_to_string(repo_dir.join("refs/main")).unwrap(), COMMIT);
-    let nested = repo_dir.join("snapshots").join(COMMIT).join("sub/dir/config.json");
+    assert_eq!(
+        std::fs::read_to_string(repo_dir.join("refs/main")).unwrap(),
+        COMMIT
+    );
+    let nested = repo_dir
+        .join("snapshots")
+        .join(COMMIT)
+        .join("sub/dir/config.json");
     assert_eq!(
         std::fs::read_link(&nested).unwrap(),
         PathBuf::from(format!("../../../../blobs/{}", git_sha1(b"{}\n")))
@@ -206,20 +300,45 @@ fn bytes_that_do_not_match_their_hash_are_not_kept() {
     let cache = HfCache::at(tmp.path().join("hub"));
     let good = b"weights".to_vec();
     for (blob, what) in [(sha256(&good), "sha256"), (git_sha1(&good), "git")] {
-        let f = RepoFile { path: "model.bin".into(), blob: blob.clone(), size: good.len() as u64 };
+        let f = RepoFile {
+            path: "model.bin".into(),
+            blob: blob.clone(),
+            size: good.len() as u64,
+        };
         let err = cache.insert(&model(), &f, &b"WEIGHTS"[..]).unwrap_err();
         let text = err.to_string();
-        assert!(matches!(err, HfError::HashMismatch { .. }), "{what}: {text}");
+        assert!(
+            matches!(err, HfError::HashMismatch { .. }),
+            "{what}: {text}"
+        );
         assert!(text.contains("model.bin") && text.contains(&blob), "{text}");
         assert!(text.contains("nothing was kept"), "{text}");
         // A short stream is refused by its size.
         let err = cache.insert(&model(), &f, &b"weig"[..]).unwrap_err();
-        assert!(matches!(err, HfError::SizeMismatch { expected: 7, got: 4, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                HfError::SizeMismatch {
+                    expected: 7,
+                    got: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
     let blobs = cache.repo_dir(&model()).join("blobs");
-    assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), 0, "no blob, no partial file");
+    assert_eq!(
+        std::fs::read_dir(&blobs).unwrap().count(),
+        0,
+        "no blob, no partial file"
+    );
     // A blob written but dropped unfinished leaves nothing either.
-    let f = RepoFile { path: "x".into(), blob: sha256(&good), size: 7 };
+    let f = RepoFile {
+        path: "x".into(),
+        blob: sha256(&good),
+        size: 7,
+    };
     let mut incoming = cache.incoming(&model(), &f).unwrap();
     incoming.write(b"wei").unwrap();
     drop(incoming);
@@ -237,13 +356,39 @@ fn hostile_names_write_nothing() {
         ("ok.bin", "../../../etc/passwd"),
         ("ok.bin", "NOTHEX"),
     ] {
-        let f = RepoFile { path: path.into(), blob: blob.into(), size: 1 };
-        assert!(matches!(cache.insert(&model(), &f, &b"x"[..]), Err(HfError::Invalid(_))), "{path} {blob}");
-        assert!(matches!(cache.link(&model(), COMMIT, &f), Err(HfError::Invalid(_))), "{path} {blob}");
+        let f = RepoFile {
+            path: path.into(),
+            blob: blob.into(),
+            size: 1,
+        };
+        assert!(
+            matches!(
+                cache.insert(&model(), &f, &b"x"[..]),
+                Err(HfError::Invalid(_))
+            ),
+            "{path} {blob}"
+        );
+        assert!(
+            matches!(cache.link(&model(), COMMIT, &f), Err(HfError::Invalid(_))),
+            "{path} {blob}"
+        );
     }
-    let f = RepoFile { path: "ok.bin".into(), blob, size: 1 };
-    assert!(matches!(cache.link(&model(), "../../x", &f), Err(HfError::Invalid(_))));
-    assert!(matches!(cache.set_ref(&model(), "../../x", COMMIT), Err(HfError::Invalid(_))));
-    assert!(matches!(cache.set_ref(&model(), "main", "nothex"), Err(HfError::Invalid(_))));
+    let f = RepoFile {
+        path: "ok.bin".into(),
+        blob,
+        size: 1,
+    };
+    assert!(matches!(
+        cache.link(&model(), "../../x", &f),
+        Err(HfError::Invalid(_))
+    ));
+    assert!(matches!(
+        cache.set_ref(&model(), "../../x", COMMIT),
+        Err(HfError::Invalid(_))
+    ));
+    assert!(matches!(
+        cache.set_ref(&model(), "main", "nothex"),
+        Err(HfError::Invalid(_))
+    ));
     assert!(!tmp.path().join("escape").exists());
 }

@@ -74,7 +74,12 @@ impl HfCache {
     }
 
     /// Writes the blob of `file` from `bytes`, verified; returns how many bytes it holds.
-    pub fn insert(&self, repo: &RepoId, file: &RepoFile, mut bytes: impl Read) -> Result<u64, HfError> {
+    pub fn insert(
+        &self,
+        repo: &RepoId,
+        file: &RepoFile,
+        mut bytes: impl Read,
+    ) -> Result<u64, HfError> {
         let mut incoming = self.incoming(repo, file)?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {

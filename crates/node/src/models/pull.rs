@@ -12,7 +12,6 @@ use aienv_core::peer::Peer;
 use aienv_lancache::hf::{HfCache, HfError, RepoId, check_path, check_ref, is_commit};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use reqwest::header::HeaderMap;
 
 use super::{ModelPull, ModelPullRequest, PullState, RepoFile, RepoSummary, Revision};
 use crate::{Node, NodeError, Result, lock, now_ms};
@@ -73,7 +72,7 @@ impl Node {
             )));
         }
         let (peer, listing) = self.find_revision(&peers, &repo, &revision).await?;
-        check_listing(&listing, &repo, &peer)?;
+        check_listing(&listing, &repo, &revision, &peer)?;
         let pull = ModelPull {
             id: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
             repo: repo.name().to_string(),
@@ -176,7 +175,7 @@ impl Node {
         );
         let res = match http
             .get(&url)
-            .headers(self.model_headers(peer))
+            .headers(self.cache_headers(&peer.id))
             .timeout(LISTING_TIMEOUT)
             .send()
             .await
@@ -202,7 +201,7 @@ impl Node {
         let http = self.peer_http(peer)?;
         let res = http
             .get(format!("{}/api/v1/cache/models", peer.url))
-            .headers(self.model_headers(peer))
+            .headers(self.cache_headers(&peer.id))
             .timeout(LISTING_TIMEOUT)
             .send()
             .await
@@ -221,14 +220,11 @@ impl Node {
             });
         }
         res.json().await.map_err(|e| {
-            NodeError::NotFound(format!("{:?} sent an unreadable model list: {e}", peer.name))
+            NodeError::NotFound(format!(
+                "{:?} sent an unreadable model list: {e}",
+                peer.name
+            ))
         })
-    }
-
-    /// The headers that name this node to `peer` (its certificate proves it over TLS).
-    fn model_headers(&self, peer: &Peer) -> HeaderMap {
-        // No workspace: the cache is not a share; a held token for none is none.
-        self.share_headers(&peer.id, "")
     }
 
     /// Fetches what is missing, then links the snapshot and sets the ref. The error is a code
@@ -244,14 +240,23 @@ impl Node {
         let have = {
             let (cache, repo, files) = (cache.clone(), repo.clone(), listing.files.clone());
             tokio::task::spawn_blocking(move || {
-                files.iter().map(|f| cache.has_blob(&repo, f)).collect::<Vec<bool>>()
+                files
+                    .iter()
+                    .map(|f| cache.has_blob(&repo, f))
+                    .collect::<Vec<bool>>()
             })
             .await
             .map_err(|e| ("io_error", format!("checking the cache failed: {e}")))?
         };
         let (mut present, mut missing) = (Vec::new(), Vec::new());
+        // Files with the same bytes share a blob: it is fetched once.
+        let mut wanted = std::collections::HashSet::new();
         for (file, here) in listing.files.iter().zip(have) {
-            if here { present.push(file) } else { missing.push(file) }
+            if here {
+                present.push(file)
+            } else if wanted.insert(file.blob.as_str()) {
+                missing.push(file)
+            }
         }
         let bytes_total = missing.iter().map(|f| f.size).sum();
         self.update_pull(id, |p| {
@@ -296,7 +301,7 @@ impl Node {
             repo.folder(),
             file.blob
         );
-        let away = |e: &dyn std::error::Error| {
+        let away = |e: &(dyn std::error::Error + 'static)| {
             (
                 "peer_unreachable",
                 format!(
@@ -309,7 +314,7 @@ impl Node {
         };
         let res = http
             .get(&url)
-            .headers(self.model_headers(peer))
+            .headers(self.cache_headers(&peer.id))
             .send()
             .await
             .map_err(|e| away(&e))?;
@@ -330,10 +335,7 @@ impl Node {
                     match chunk {
                         Ok(bytes) => incoming.write(&bytes)?,
                         Err(why) => {
-                            return Err(HfError::Io(
-                                file.path.clone(),
-                                std::io::Error::other(why),
-                            ));
+                            return Err(HfError::Io(file.path.clone(), std::io::Error::other(why)));
                         }
                     }
                 }
@@ -352,10 +354,9 @@ impl Node {
         drop(tx);
         match writer.await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e @ (HfError::HashMismatch { .. } | HfError::SizeMismatch { .. }))) => Err((
-                "hash_mismatch",
-                format!("{} (from {:?})", e, peer.name),
-            )),
+            Ok(Err(e @ (HfError::HashMismatch { .. } | HfError::SizeMismatch { .. }))) => {
+                Err(("hash_mismatch", format!("{} (from {:?})", e, peer.name)))
+            }
             Ok(Err(HfError::Io(path, e))) if path == file.path => Err(away(&e)),
             Ok(Err(e)) => Err(("io_error", e.to_string())),
             Err(e) => Err(("io_error", format!("writing {} failed: {e}", file.path))),
@@ -365,7 +366,7 @@ impl Node {
 
 /// Refuses a listing that is not for what was asked or names anything that cannot be a file of
 /// the snapshot: a peer's word decides which bytes come, never where they go.
-fn check_listing(listing: &Revision, repo: &RepoId, peer: &Peer) -> Result<()> {
+fn check_listing(listing: &Revision, repo: &RepoId, revision: &str, peer: &Peer) -> Result<()> {
     let unusable = |why: String| {
         NodeError::InvalidRequest(format!(
             "{:?} sent a file list for {repo} that cannot be used ({why}); nothing was fetched",
@@ -375,6 +376,13 @@ fn check_listing(listing: &Revision, repo: &RepoId, peer: &Peer) -> Result<()> {
     if listing.repo != repo.name() || listing.kind != repo.kind() {
         return Err(unusable(format!("it is for {:?}", listing.repo)));
     }
+    // The ref written is the one asked for, never another the peer names.
+    if listing.revision != revision {
+        return Err(unusable(format!(
+            "it is for revision {:?}",
+            listing.revision
+        )));
+    }
     if !is_commit(&listing.commit) {
         return Err(unusable(format!("{:?} is no commit hash", listing.commit)));
     }
@@ -382,7 +390,10 @@ fn check_listing(listing: &Revision, repo: &RepoId, peer: &Peer) -> Result<()> {
     for f in &listing.files {
         check_path(&f.path).map_err(|e| unusable(e.to_string()))?;
         if aienv_lancache::hf::BlobKind::of(&f.blob).is_none() {
-            return Err(unusable(format!("{}: {:?} is no blob hash", f.path, f.blob)));
+            return Err(unusable(format!(
+                "{}: {:?} is no blob hash",
+                f.path, f.blob
+            )));
         }
         if !seen.insert(f.path.as_str()) {
             return Err(unusable(format!("{} is listed twice", f.path)));

@@ -240,7 +240,10 @@ mod tests {
         let log = ws.path().join("run.log");
         let prefix = conda_dir(ws.path(), "sci");
         for _ in 0..2 {
-            let vars = ensure_with(ws.path(), &env, &log, &tools, &Default::default()).await.unwrap().vars;
+            let vars = ensure_with(ws.path(), &env, &log, &tools, &Default::default())
+                .await
+                .unwrap()
+                .vars;
             assert_eq!(vars["CONDA_PREFIX"], prefix.display().to_string());
             assert!(vars["PATH"].starts_with(&prefix.join("bin").display().to_string()));
         }
@@ -255,7 +258,9 @@ mod tests {
             "built once for two starts"
         );
         std::fs::write(&file, "dependencies: [python, numpy]\n").unwrap();
-        ensure_with(ws.path(), &env, &log, &tools, &Default::default()).await.unwrap();
+        ensure_with(ws.path(), &env, &log, &tools, &Default::default())
+            .await
+            .unwrap();
         assert_eq!(calls(bin.path()).len(), 2, "a changed file builds again");
         assert!(std::fs::read_to_string(&log).unwrap().contains("created"));
     }
@@ -282,10 +287,16 @@ mod tests {
             conda: Some(conda),
             ..Tools::default()
         };
-        let e = ensure_with(ws.path(), &env, &ws.path().join("run.log"), &tools, &Default::default())
-            .await
-            .unwrap_err()
-            .to_string();
+        let e = ensure_with(
+            ws.path(),
+            &env,
+            &ws.path().join("run.log"),
+            &tools,
+            &Default::default(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
         assert!(calls(bin.path())[0].starts_with("env create --prefix"));
         assert!(e.contains("conda create exited with code 1"), "{e}");
         assert!(e.contains("PackagesNotFoundError: nosuchpkg"), "{e}");
@@ -317,7 +328,10 @@ mod tests {
         };
         let log = ws.path().join("run.log");
         for _ in 0..2 {
-            let vars = ensure_with(ws.path(), &env, &log, &tools, &Default::default()).await.unwrap().vars;
+            let vars = ensure_with(ws.path(), &env, &log, &tools, &Default::default())
+                .await
+                .unwrap()
+                .vars;
             let prefix = ws.path().join("proj/.pixi/envs/default");
             assert_eq!(vars["CONDA_PREFIX"], prefix.display().to_string());
         }

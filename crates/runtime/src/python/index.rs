@@ -25,7 +25,10 @@ mod tests {
     #[test]
     fn both_installers_get_the_index() {
         let v = super::vars("http://127.0.0.1:1/api/v1/index/simple");
-        assert_eq!(v["UV_DEFAULT_INDEX"], "http://127.0.0.1:1/api/v1/index/simple");
+        assert_eq!(
+            v["UV_DEFAULT_INDEX"],
+            "http://127.0.0.1:1/api/v1/index/simple"
+        );
         assert_eq!(v["PIP_INDEX_URL"], v["UV_DEFAULT_INDEX"]);
     }
 }

@@ -61,9 +61,11 @@ pub fn pick<'a>(variants: &'a [PythonVariant], gpus: &[Gpu]) -> Result<Pick<'a>,
         reason: format!("python variant {:?}: {why}", v.name),
     };
     if let Some(cuda) = &m.cuda {
-        let fits = variants
-            .iter()
-            .filter(|v| v.cuda.as_deref().is_some_and(|c| version(c) <= cuda.version));
+        let fits = variants.iter().filter(|v| {
+            v.cuda
+                .as_deref()
+                .is_some_and(|c| version(c) <= cuda.version)
+        });
         if let Some(v) = highest(fits, |v| v.cuda.as_deref()) {
             let mut why = format!("{} supports CUDA up to {}", cuda.driver, cuda.text);
             // The closest variant that needs more, so that the user sees what a driver update buys.
@@ -168,9 +170,7 @@ pub(crate) fn choose(env: &str, py: &PythonSetup, gpus: &[Gpu]) -> Result<Chosen
                 note: Some(note),
             })
         }
-        Err(no) => Err(RunError::Setup(format!(
-            "environment {env:?}: {no}"
-        ))),
+        Err(no) => Err(RunError::Setup(format!("environment {env:?}: {no}"))),
     }
 }
 
@@ -194,7 +194,9 @@ struct Cuda {
 
 impl<'g> Machine<'g> {
     fn of(gpus: &'g [Gpu]) -> Machine<'g> {
-        let nvidia = gpus.iter().filter(|g| g.vendor.eq_ignore_ascii_case("nvidia"));
+        let nvidia = gpus
+            .iter()
+            .filter(|g| g.vendor.eq_ignore_ascii_case("nvidia"));
         let cuda = nvidia
             .clone()
             .filter_map(|g| g.cuda.as_deref().map(|c| (g, c)))
@@ -253,7 +255,8 @@ fn driver(g: &Gpu) -> String {
 /// "AMD", "Advanced Micro Devices, Inc. [AMD/ATI]": how AMD tools name the vendor.
 fn is_amd(vendor: &str) -> bool {
     let v = vendor.to_ascii_lowercase();
-    v.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == "amd")
+    v.split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|w| w == "amd")
         || v.contains("advanced micro devices")
 }
 
@@ -448,7 +451,10 @@ mod tests {
             }
         );
         let c = choose("train", &py, &[]).unwrap();
-        assert_eq!((c.variant, c.setup.requirements.as_deref()), (None, Some("requirements.txt")));
+        assert_eq!(
+            (c.variant, c.setup.requirements.as_deref()),
+            (None, Some("requirements.txt"))
+        );
         assert_eq!(
             c.note.as_deref(),
             Some(
@@ -467,7 +473,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.starts_with("environment \"train\": no python variant fits"), "{e}");
+        assert!(
+            e.starts_with("environment \"train\": no python variant fits"),
+            "{e}"
+        );
         let plain = PythonSetup {
             variants: Vec::new(),
             ..py
@@ -518,12 +527,18 @@ mod tests {
         assert_eq!(py.notes, ["python variant \"cpu\": no GPU on this machine"]);
         assert_eq!(py.vars["VIRTUAL_ENV"], venv.display().to_string());
         let built = std::fs::read_to_string(&stamp).unwrap();
-        assert!(built.contains("variant \"cpu\"\n# the cpu build"), "{built}");
+        assert!(
+            built.contains("variant \"cpu\"\n# the cpu build"),
+            "{built}"
+        );
 
         // The same machine again: nothing is rebuilt (a rebuild would remove the marker).
         std::fs::write(venv.join("marker"), "").unwrap();
         start(Vec::new()).await.unwrap();
-        assert!(venv.join("marker").exists(), "rebuilt although nothing changed");
+        assert!(
+            venv.join("marker").exists(),
+            "rebuilt although nothing changed"
+        );
 
         // A CUDA 12.4 GPU picks cu124 and rebuilds.
         let py = start(nvidia("550.54", "12.4")).await.unwrap();
@@ -531,9 +546,15 @@ mod tests {
             py.notes,
             ["python variant \"cu124\": the NVIDIA driver 550.54 supports CUDA up to 12.4"]
         );
-        assert!(!venv.join("marker").exists(), "another variant must rebuild");
+        assert!(
+            !venv.join("marker").exists(),
+            "another variant must rebuild"
+        );
         let built = std::fs::read_to_string(&stamp).unwrap();
-        assert!(built.contains("variant \"cu124\"\n# the cu124 build"), "{built}");
+        assert!(
+            built.contains("variant \"cu124\"\n# the cu124 build"),
+            "{built}"
+        );
 
         // A CUDA 12.2 driver picks cu118, whose file pip reads.
         let e = start(nvidia("535.104.05", "12.2"))

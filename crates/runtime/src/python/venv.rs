@@ -175,7 +175,11 @@ fn uv_lock_through_index(
     let exported = venv.with_extension("lock.txt");
     let mut export = vec![s(uv), "export".into(), "--frozen".into(), "--quiet".into()];
     export.extend(["--no-emit-project".into(), "--project".into(), s(dir)]);
-    export.extend(py.extras.iter().flat_map(|e| ["--extra".to_string(), e.clone()]));
+    export.extend(
+        py.extras
+            .iter()
+            .flat_map(|e| ["--extra".to_string(), e.clone()]),
+    );
     export.extend(["--output-file".into(), s(&exported)]);
     let python = s(&venv.join("bin/python"));
     let install = vec![
@@ -223,7 +227,10 @@ fn pip_steps(workspace: &Path, py: &PythonSetup, venv: &Path) -> Vec<Step> {
         vec![interpreter, "-m".into(), "venv".into(), s(venv)],
     )];
     let hashed_lock = py.lock.as_ref().filter(|l| !is_uv_lock(l));
-    let file = match hashed_lock.or(py.requirements.as_ref()).or(py.lock.as_ref()) {
+    let file = match hashed_lock
+        .or(py.requirements.as_ref())
+        .or(py.lock.as_ref())
+    {
         Some(req) if is_pyproject(req) => venv.join(FROM_PYPROJECT),
         Some(req) => workspace.join(req),
         None => return out,
@@ -274,7 +281,14 @@ mod tests {
     #[test]
     fn pip_gets_the_pyproject_dependencies_as_a_requirements_file() {
         let ws = workspace();
-        let b = build(ws.path(), "e", &setup("app/pyproject.toml", &["gpu"]), None, false).unwrap();
+        let b = build(
+            ws.path(),
+            "e",
+            &setup("app/pyproject.toml", &["gpu"]),
+            None,
+            false,
+        )
+        .unwrap();
         let venv = venv_dir(ws.path(), "e");
         let file = venv.join(FROM_PYPROJECT);
         assert_eq!(b.files, [(file.clone(), "requests\ntorch\n".to_string())]);
@@ -315,18 +329,30 @@ mod tests {
     fn wrong_extras_fail_before_anything_is_built() {
         let ws = workspace();
         for uv in [None, Some(Path::new("/opt/uv"))] {
-            let e = build(ws.path(), "e", &setup("app/pyproject.toml", &["cuda"]), uv, false)
-                .unwrap_err()
-                .to_string();
+            let e = build(
+                ws.path(),
+                "e",
+                &setup("app/pyproject.toml", &["cuda"]),
+                uv,
+                false,
+            )
+            .unwrap_err()
+            .to_string();
             assert_eq!(
                 e,
                 "environment \"e\": its pyproject.toml has no extra \"cuda\" (it has: gpu); \
                  fix `extras` in aienv.toml"
             );
         }
-        let e = build(ws.path(), "e", &setup("requirements.txt", &["gpu"]), None, false)
-            .unwrap_err()
-            .to_string();
+        let e = build(
+            ws.path(),
+            "e",
+            &setup("requirements.txt", &["gpu"]),
+            None,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("set `requirements = \"pyproject.toml\"`"), "{e}");
     }
 
