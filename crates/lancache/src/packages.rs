@@ -54,13 +54,16 @@ pub enum StoreError {
     Io(String, #[source] std::io::Error),
 }
 
+/// A file's size and modification time when it was hashed, and its SHA-256.
+type Hashed = (u64, Option<SystemTime>, String);
+
 /// The node's packages: its store and the configured wheel folders.
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
     extra: Vec<PathBuf>,
     /// Hashes already computed, by path, valid while size and modification time stay.
-    hashes: Mutex<HashMap<PathBuf, (u64, Option<SystemTime>, String)>>,
+    hashes: Mutex<HashMap<PathBuf, Hashed>>,
 }
 
 impl Store {

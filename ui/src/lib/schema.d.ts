@@ -55,6 +55,94 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/cache/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The models (and datasets) in this node's Hugging Face cache, for peers. */
+        get: operations["served"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cache/models/{repo}/blobs/{hash}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A blob's bytes, for peers. The receiver checks them against the hash the blob is named by. */
+        get: operations["blob"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cache/models/{repo}/revisions/{revision}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The files of one revision (a ref such as `main`, or a commit) of a repo, each with the blob
+         *     that holds it, for peers.
+         */
+        get: operations["revision"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cache/packages/{project}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This node's own files of a project (its store and wheel folders), for a peer's index. */
+        get: operations["peer_listing"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cache/packages/{project}/{filename}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One file of this node's packages, for a peer (which checks it against the listed hash). */
+        get: operations["peer_file"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/catalog": {
         parameters: {
             query?: never;
@@ -159,6 +247,132 @@ export interface paths {
         };
         /** Answers 200 as soon as the node serves requests; needs no API key. */
         get: operations["health"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/index/files/{filename}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A file of the simple index: from this node's store, or fetched from the peer or upstream index
+         *     that listed it (checked against the listed SHA-256, then kept for the next asker).
+         */
+        get: operations["index_file"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/index/simple/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The simple index's root: the projects this node holds. */
+        get: operations["index_root"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/index/simple/{project}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A project's page of the simple index: the files this node, its peers and upstream offer. */
+        get: operations["index_project"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The models in this machine's Hugging Face cache, and what each peer offers. */
+        get: operations["overview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/models/pull": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pulls a revision of a model from a peer that has it into this machine's Hugging Face cache,
+         *     each file verified. Answers once a peer with the model is found; the pull then runs on
+         *     (`GET /models/pulls/{id}`).
+         */
+        post: operations["pull"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/models/pulls": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The model pulls since the node started, newest first. */
+        get: operations["pulls"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/models/pulls/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One model pull: how far it got, how it ended. */
+        get: operations["show_pull"];
         put?: never;
         post?: never;
         delete?: never;
@@ -584,6 +798,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workspaces/{id}/environments/{name}/lock": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pins the environment's Python packages (`uv pip compile --generate-hashes`, or `uv lock` for
+         *     a uv project), through the node's package index, and sets `python.lock` to the lock file.
+         */
+        post: operations["lock_environment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workspaces/{id}/manifest": {
         parameters: {
             query?: never;
@@ -882,6 +1116,16 @@ export interface components {
             /** Format: int64 */
             total_bytes: number;
         };
+        /** @description One distribution file (a wheel or an sdist). */
+        Dist: {
+            filename: string;
+            /** @description The `Requires-Python` the upstream index gave, when the file came from there. */
+            requires_python?: string | null;
+            /** @description The SHA-256 of the file, lowercase hex. */
+            sha256: string;
+            /** Format: int64 */
+            size: number;
+        };
         EntryKind: {
             /** Format: int32 */
             mode: number;
@@ -1150,6 +1394,21 @@ export interface components {
          * @enum {string}
          */
         LeftReason: "goodbye" | "expired";
+        /** @description A project's files as a peer lists them (`GET /api/v1/cache/packages/{project}`). */
+        Listing: {
+            files: components["schemas"]["Dist"][];
+            /** @description The normalised project name (PEP 503). */
+            project: string;
+        };
+        /** @description What `env lock` did. */
+        LockedEnv: {
+            environment: string;
+            /** @description The lock file, relative to the workspace; `python.lock` names it now. */
+            file: string;
+            /** @description How many packages it pins. */
+            packages: number;
+            workspace: string;
+        };
         /** @description Log lines of a run, as they are written. */
         LogLines: {
             lines: string[];
@@ -1172,6 +1431,62 @@ export interface components {
             file: string;
             line: number;
             message: string;
+        };
+        /** @description A pull of one revision of a repo from a peer into this machine's hub cache. */
+        ModelPull: {
+            /** Format: int64 */
+            bytes_fetched: number;
+            /**
+             * Format: int64
+             * @description The bytes of the files to fetch, and how many of them arrived (verified or on the way).
+             */
+            bytes_total: number;
+            /** @description The commit it is on the peer. */
+            commit: string;
+            /** @description Why it failed, in a sentence that says what to do. */
+            error?: string | null;
+            /** @description A stable code for `error`: `hash_mismatch`, `peer_refused`, `peer_unreachable`, `io_error`. */
+            error_code?: string | null;
+            /** @description The files of the revision. */
+            files: number;
+            /** @description Of those, fetched from the peer, and found here already. */
+            files_fetched: number;
+            files_present: number;
+            /** Format: int64 */
+            finished_ms?: number | null;
+            id: string;
+            kind: components["schemas"]["RepoKind"];
+            peer_id: string;
+            peer_name: string;
+            /** @description `ORG/NAME`. */
+            repo: string;
+            /** @description What was asked for (`main`). */
+            revision: string;
+            /** @description The snapshot folder the files appear in (`HUB/models--ORG--NAME/snapshots/COMMIT`). */
+            snapshot: string;
+            /** Format: int64 */
+            started_ms: number;
+            state: components["schemas"]["PullState"];
+        };
+        /** @description What to pull (`POST /models/pull`). */
+        ModelPullRequest: {
+            /** @description Pull from this peer (id or name) only; by default the first peer that has it. */
+            from?: string | null;
+            kind?: null | components["schemas"]["RepoKind"];
+            /** @description The repo id, `ORG/NAME`. */
+            repo: string;
+            /** @description A branch, tag or commit (default `main`). */
+            revision?: string | null;
+        };
+        /** @description What `GET /models` shows: this machine's models and what each peer offers. */
+        ModelsOverview: {
+            /** @description The hub cache this node reads and fills. */
+            cache: string;
+            /** @description Whether this node serves its models to peers and pulls from them (`[cache] models`). */
+            enabled: boolean;
+            local: components["schemas"]["RepoSummary"][];
+            /** @description One entry per peer asked (none when `enabled` is false). */
+            peers: components["schemas"]["PeerModels"][];
         };
         /** @description A token just made: the only time its secret is known. */
         NewToken: components["schemas"]["TokenInfo"] & {
@@ -1289,6 +1604,14 @@ export interface components {
             /** @description How it was found. */
             via: components["schemas"]["Via"];
         };
+        /** @description The models one peer offers, or why it offers none to this node. */
+        PeerModels: {
+            /** @description Why the list is empty when the peer did not answer with one (it refused, or is away). */
+            error?: string | null;
+            models: components["schemas"]["RepoSummary"][];
+            peer_id: string;
+            peer_name: string;
+        };
         /** @description A folder of the workspace (a `[[project]]` table). */
         Project: {
             description?: string | null;
@@ -1312,6 +1635,13 @@ export interface components {
             /** @description Absolute path of a folder without an `aienv.toml`. */
             path: string;
         };
+        /** @enum {string} */
+        PullState: "running" | "done" | "failed";
+        /**
+         * @description How a share treats the Python environments inside a workspace.
+         * @enum {string}
+         */
+        PythonEnvs: "rebuild" | "copy";
         /** @description How a process environment's Python is set up. */
         PythonSetup: {
             /** @description A conda environment file (`environment.yml`), built with micromamba, mamba or conda. */
@@ -1324,8 +1654,26 @@ export interface components {
             pixi?: string | null;
             /** @description A requirements file relative to the workspace. */
             requirements?: string | null;
+            /**
+             * @description CUDA, ROCm and CPU builds of the same set-up (`[[environment.NAME.python.variant]]`):
+             *     the node installs the one that fits its GPUs and driver in place of `requirements`/`lock`.
+             */
+            variant?: components["schemas"]["PythonVariant"][];
             /** @description Wanted interpreter version, e.g. "3.11". */
             version?: string | null;
+        };
+        /** @description One build of a Python set-up for one kind of machine, e.g. torch for CUDA 12.4. */
+        PythonVariant: {
+            /** @description Needs an NVIDIA driver that supports at least this CUDA version, e.g. "12.4". */
+            cuda?: string | null;
+            /** @description A lock file relative to the workspace. */
+            lock?: string | null;
+            /** @description What messages call it ("cu124", "cpu"). */
+            name: string;
+            /** @description A requirements file relative to the workspace. */
+            requirements?: string | null;
+            /** @description Needs an AMD GPU with ROCm, e.g. "6.0". */
+            rocm?: string | null;
         };
         /** @description How to tell that a tool is up. */
         Readiness: {
@@ -1352,6 +1700,39 @@ export interface components {
             id: string;
             name: string;
             url: string;
+        };
+        /** @description A file of a snapshot and the blob that holds its bytes. */
+        RepoFile: {
+            /** @description The blob's name: SHA-256 (64 hex digits) or git blob SHA-1 (40). */
+            blob: string;
+            /** @description Relative to the snapshot, `/`-separated (`config.json`, `onnx/model.onnx`). */
+            path: string;
+            /** Format: int64 */
+            size: number;
+        };
+        /**
+         * @description What a repo holds; the cache keeps each kind under its own folder prefix.
+         * @enum {string}
+         */
+        RepoKind: "model" | "dataset";
+        /** @description A repo of the cache, as the peer listing shows it. */
+        RepoSummary: {
+            /** @description The cache folder's name (`models--ORG--NAME`): what the peer routes name the repo by. */
+            id: string;
+            kind: components["schemas"]["RepoKind"];
+            /** @description Each ref (`main`, ...) and the commit it points at. */
+            refs: {
+                [key: string]: string;
+            };
+            /** @description The repo id as the hub writes it (`ORG/NAME`). */
+            repo: string;
+            /** @description The commits this cache has a snapshot of. */
+            revisions: string[];
+            /**
+             * Format: int64
+             * @description The bytes of all its blobs.
+             */
+            size: number;
         };
         /** @description What an environment needs from the machine it runs on. */
         Requirements: {
@@ -1394,6 +1775,19 @@ export interface components {
             /** Format: int64 */
             ram_total_bytes: number;
         };
+        /** @description One revision of a repo: the files of its snapshot. */
+        Revision: {
+            /** @description The commit it resolved to. */
+            commit: string;
+            files: components["schemas"]["RepoFile"][];
+            /** @description The cache folder's name (`models--ORG--NAME`). */
+            id: string;
+            kind: components["schemas"]["RepoKind"];
+            /** @description `ORG/NAME`. */
+            repo: string;
+            /** @description What was asked for: a ref (`main`) or a commit. */
+            revision: string;
+        };
         /** @description One start of one environment on this node. */
         Run: {
             /** Format: int64 */
@@ -1414,6 +1808,7 @@ export interface components {
             log: string;
             /** @description Notes about how the run was fitted to this machine (a fallback used, software emulation). */
             notes?: string[];
+            setup?: null | components["schemas"]["SetupProgress"];
             /** Format: int64 */
             started_ms: number;
             state: components["schemas"]["RunState"];
@@ -1496,6 +1891,36 @@ export interface components {
             /** @description `true` when something was saved: the running node still uses the old values. */
             restart_needed: boolean;
         };
+        /**
+         * @description How setting up a run's Python environment goes: the step, and the packages resolved, fetched
+         *     (from the LAN cache, which asks peers before the internet) and installed.
+         */
+        SetupProgress: {
+            /**
+             * Format: int64
+             * @description Bytes of package files fetched from peers or upstream.
+             */
+            bytes: number;
+            /**
+             * Format: int32
+             * @description Package files fetched so far through this node's LAN cache.
+             */
+            fetched: number;
+            /**
+             * Format: int32
+             * @description Of those, how many came from peers (the rest were in this node's cache or upstream).
+             */
+            from_peers: number;
+            /** @description The state in a sentence, for the UI ("fetching packages: 12 of 40, 85 MB from gpu-box"). */
+            message: string;
+            /**
+             * Format: int32
+             * @description How many packages the environment has, once the resolver settled on them.
+             */
+            packages?: number | null;
+            /** @description The step running now, e.g. "uv pip install". */
+            step: string;
+        };
         /** @description `GET /api/v1/shares`: what a node offers its peers. */
         ShareList: {
             node: components["schemas"]["ShareOwner"];
@@ -1543,6 +1968,8 @@ export interface components {
             exclude?: string[];
             /** @description Patterns that are shared even though a default exclusion (secrets, caches) matches them. */
             include?: string[];
+            /** @description What happens to Python environments in the workspace (venvs, conda prefixes). */
+            python_envs?: components["schemas"]["PythonEnvs"];
         };
         SharingState: {
             /** @description While paused, peers see no environment of this node and can clone nothing from it. */
@@ -1825,6 +2252,206 @@ export interface operations {
             };
         };
     };
+    served: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepoSummary"][];
+                };
+            };
+            /** @description the cache is off (`cache_off`) or not open to this requester */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    blob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the repo's cache folder name, `models--ORG--NAME` */
+                repo: string;
+                /** @description the blob's name: SHA-256 (64 hex digits) or git blob SHA-1 (40) */
+                hash: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the bytes (application/octet-stream) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description not a repo folder name or a blob hash */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the cache is off (`cache_off`) or not open to this requester */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such blob here */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    revision: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the repo's cache folder name, `models--ORG--NAME` */
+                repo: string;
+                /** @description a branch, tag or commit */
+                revision: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Revision"];
+                };
+            };
+            /** @description not a repo folder name or a revision */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the cache is off (`cache_off`) or not open to this requester */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such repo or revision here */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    peer_listing: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description project name, any spelling (PEP 503 normalises it) */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Listing"];
+                };
+            };
+            /** @description this node does not serve its cache to the requester */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    peer_file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description project name */
+                project: string;
+                /** @description the file's name, as listed */
+                filename: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the file's bytes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description this node does not serve its cache to the requester */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     catalog: {
         parameters: {
             query?: never;
@@ -2059,6 +2686,256 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    index_file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the file's name, as the project page lists it */
+                filename: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the file's bytes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the peer or index that listed it failed, or sent other bytes than it listed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    index_root: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a PEP 503 root page (HTML) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    index_project: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description project name, any spelling */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a PEP 503 project page (HTML), each link with its SHA-256 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no one has files of this project */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    overview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelsOverview"];
+                };
+            };
+        };
+    };
+    pull: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelPullRequest"];
+            };
+        };
+        responses: {
+            /** @description started (or already running) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelPull"];
+                };
+            };
+            /** @description not a repo id or a revision, or the peer's file list is unusable */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the peer wants a token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description model pulls are off here, or the peer refused */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no peer has it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description several peers have that name: use a peer id */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than the limit (2097152 bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent with `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is JSON of the wrong shape (a missing, unknown or mistyped field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    pulls: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelPull"][];
+                };
+            };
+        };
+    };
+    show_pull: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the pull's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelPull"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -3650,6 +4527,65 @@ export interface operations {
                 };
             };
             /** @description the workspace's manifest is invalid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    lock_environment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description workspace id or unique name */
+                id: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LockedEnv"];
+                };
+            };
+            /** @description the environment has no `python` table */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such workspace or environment */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the name matches more than one workspace */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description nothing to lock (conda, pixi, no requirements), uv missing, or the resolver failed: the message quotes it */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -130,12 +130,10 @@ impl EnvCmd {
                     .send(
                         Method::POST,
                         &format!(
-                            "/workspaces/{}/environments/{}/lock/",
+                            "/workspaces/{}/environments/{}/lock",
                             seg(&workspace),
                             seg(&env)
-                        )
-                        .trim_end_matches('/')
-                        .to_string(),
+                        ),
                         None::<&()>,
                     )
                     .await?;
