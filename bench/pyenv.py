@@ -9,6 +9,7 @@ baselines in the same run, on the same machine, everything on tmpfs:
           every wheel from the owner node (`--wheel-dir WHEELS`), both with `--package-upstream
           none`. Cold: the user's package store and uv cache are emptied before every repetition.
   aienv, warm uv cache: the same rebuild again right after (store and uv cache kept).
+  aienv, plain: the cold rebuild between two nodes started with --plain-peers (no TLS).
   aienv, local: the owner rebuilds the same environment from its own wheel folder (no peer hop).
 
 Targets: aienv (cold, from the peer) < 2x copy, and pip >= 5x aienv.
@@ -174,8 +175,8 @@ def main():
     print(f"fixture venv: {venv_files} files, {venv_bytes/1e6:.0f} MB, {n_pins} packages; wheels {wheel_bytes/1e6:.0f} MB; "
           f"python {version} ({python}); {uv_version}", flush=True)
 
-    res = {k: [] for k in ("copy", "pip", "pip_venv", "aienv_peer", "aienv_peer_warm", "aienv_local")}
-    uvlog = {k: [] for k in ("aienv_peer", "aienv_peer_warm", "aienv_local")}
+    res = {k: [] for k in ("copy", "pip", "pip_venv", "aienv_peer", "aienv_peer_warm", "aienv_peer_plain", "aienv_local")}
+    uvlog = {k: [] for k in ("aienv_peer", "aienv_peer_warm", "aienv_peer_plain", "aienv_local")}
     setups = []
     nodes = []
     tmp = tempfile.mkdtemp(prefix="aienv-pyenv-", dir="/dev/shm")
@@ -183,7 +184,7 @@ def main():
         manifest = ('[workspace]\nname = "pyenv-bench"\n\n[environment.fixture]\nkind = "process"\n'
                     'command = "python trainer/train.py"\npython = { requirements = "trainer/requirements.lock.txt" }\n')
         wss = {}
-        for who in ("owner", "user"):
+        for who in ("owner", "user", "user-plain"):
             ws = wss[who] = os.path.join(tmp, f"ws-{who}")
             os.makedirs(os.path.join(ws, "trainer"))
             shutil.copy(os.path.join(fixture, "trainer", "train.py"), os.path.join(ws, "trainer"))
@@ -198,15 +199,23 @@ def main():
         nodes.append(owner)
         user = Node(a.bin, tmp, "user", group, [], {**nodeenv, "UV_CACHE_DIR": uvcache["user"]})
         nodes.append(user)
+        # A second pair, peers over plain HTTP (--plain-peers): what TLS between peers costs.
+        group_plain = f"239.255.77.77:{free_port(socket.SOCK_DGRAM)}"
+        owner_plain = Node(a.bin, tmp, "owner-plain", group_plain, ["--wheel-dir", wheels, "--plain-peers"], nodeenv)
+        nodes.append(owner_plain)
+        user_plain = Node(a.bin, tmp, "user-plain", group_plain, ["--plain-peers"], {**nodeenv, "UV_CACHE_DIR": uvcache["user-plain"]})
+        nodes.append(user_plain)
         wait_peer(user, "owner"); wait_peer(owner, "user")
-        for who, n in (("owner", owner), ("user", user)):
+        wait_peer(user_plain, "owner-plain"); wait_peer(owner_plain, "user-plain")
+        for who, n in (("owner", owner), ("user", user), ("user-plain", user_plain)):
             call(n.base + "/workspaces", "POST", {"path": wss[who]})
-        # The owner hashes its wheel folder once, when first asked (kept while files stay): done
+        # An owner hashes its wheel folder once, when first asked (kept while files stay): done
         # here, outside the timings, as an owner that served before would have.
-        for pin in pins.splitlines():
-            call_text = f"{owner.base}/index/simple/{re.sub(r'[-_.]+', '-', pin.split('==')[0]).lower()}/"
-            try: urlopen_text(call_text)
-            except OSError as e: sys.exit(f"{call_text}: {e}")
+        for o in (owner, owner_plain):
+            for pin in pins.splitlines():
+                url = f"{o.base}/index/simple/{re.sub(r'[-_.]+', '-', pin.split('==')[0]).lower()}/"
+                try: urlopen_text(url)
+                except OSError as e: sys.exit(f"{url}: {e}")
 
         for r in range(a.runs):
             dest = os.path.join(tmp, "copy")
@@ -230,14 +239,19 @@ def main():
                 built = os.path.join(wss["user"], ".aienv", "venv", "fixture")
                 got = subprocess.run([uv, "pip", "freeze", "--python", os.path.join(built, "bin", "python")],
                                      capture_output=True, text=True, check=True).stdout
-                got = "\n".join(sorted(l for l in got.splitlines() if "==" in l)) + "\n"
-                if got != pins:
-                    sys.exit("the rebuilt venv differs from the fixture's:\n" + "".join(
-                        l + "\n" for l in sorted(set(got.splitlines()) ^ set(pins.splitlines()))))
+                canon = lambda text: {re.sub(r"[-_.]+", "-", l.split("==")[0]).lower() + "==" + l.split("==")[1]
+                                      for l in text.splitlines() if "==" in l}
+                if canon(got) != canon(pins):
+                    sys.exit("the rebuilt venv differs from the fixture's: " + " ".join(sorted(canon(got) ^ canon(pins))))
                 built_files, built_bytes = tree_size(built)
 
             took, _, log = rebuild(user, wss["user"], "fixture", "pyenv-bench")
             res["aienv_peer_warm"].append(took); uvlog["aienv_peer_warm"].append(uv_phases(log))
+
+            shutil.rmtree(uvcache["user-plain"], ignore_errors=True)
+            shutil.rmtree(os.path.join(user_plain.data, "packages"), ignore_errors=True)
+            took, _, log = rebuild(user_plain, wss["user-plain"], "fixture", "pyenv-bench")
+            res["aienv_peer_plain"].append(took); uvlog["aienv_peer_plain"].append(uv_phases(log))
 
             shutil.rmtree(uvcache["owner"], ignore_errors=True)
             took, _, log = rebuild(owner, wss["owner"], "fixture", "pyenv-bench")
@@ -272,6 +286,7 @@ def main():
     print(f"| python -m venv + pip install --no-index --find-links (venv alone {med['pip_venv']:.2f}) | {med['pip']:.2f} | |")
     print(f"| aienv rebuild from the peer, cold (request -> command started) | {med['aienv_peer']:.2f} | {ph('aienv_peer')} |")
     print(f"| same, uv cache and store warm | {med['aienv_peer_warm']:.2f} | {ph('aienv_peer_warm')} |")
+    print(f"| same, cold, peers over plain HTTP (--plain-peers) | {med['aienv_peer_plain']:.2f} | {ph('aienv_peer_plain')} |")
     print(f"| aienv rebuild on the owner from its wheel folder, cold uv cache | {med['aienv_local']:.2f} | {ph('aienv_local')} |")
     r1, r2 = summary["ratio_rebuild_over_copy"], summary["ratio_pip_over_rebuild"]
     print(f"\nrebuild / copy = {r1:.2f}x (target < 2x: {'met' if r1 < 2 else 'NOT met'})")

@@ -22,7 +22,7 @@ PKGS=(build-essential pkg-config libssl-dev iproute2
       libwebkit2gtk-4.1-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev
       xvfb xauth imagemagick xdotool dbus
       docker.io qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio gzip curl
-      chromium)
+      chromium openssh-server openssh-client)
 # Node.js may come from Debian (nodejs + npm) or from NodeSource (nodejs with npm inside, which
 # conflicts with Debian's npm): ask apt only for what is missing as a command.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)

@@ -52,7 +52,8 @@ else
 fi
 
 step "build the aienv binary the end-to-end tests start"
-cargo build --locked -p aienv-cli
+# test-hooks: the e2e tests give nodes simulated machines (AIENV_TEST_RESOURCES); never in a release.
+cargo build --locked -p aienv-cli --features test-hooks
 
 step "build the desktop app the desktop smoke test starts under Xvfb (not a default member)"
 cargo build --locked -p aienv-desktop

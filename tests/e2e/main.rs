@@ -12,4 +12,5 @@ mod pyenv; // Python envs rebuilt from a peer's packages on a host with no other
 mod runs;
 mod security; // share access (token, approve), audit log, pinned TLS, impostors, API key, secret scan // process runs: a cloned JupyterLab, failures, restarts, logs over the WebSocket
 mod serve; // starting, stopping and refusing to start: ports, data dirs, registries
+mod ssh; // runs over SSH on a namespaced host with the system's sshd: copy, venv, forwarded tool, clean stop
 mod workspaces; // CRUD through the CLI and HTTP, and hand edits seen live over the WebSocket

@@ -67,6 +67,8 @@ impl From<NodeError> for ApiError {
                 | RunError::Disk(_)
                 | RunError::Setup(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 RunError::Engine(_) => StatusCode::SERVICE_UNAVAILABLE,
+                // The other machine could not be reached or logged in to.
+                RunError::Ssh(_) => StatusCode::BAD_GATEWAY,
                 RunError::Start(_) | RunError::NotReady(_) | RunError::Io { .. } => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }

@@ -17,13 +17,15 @@ use crate::error::ApiError;
 const OPEN_PATHS: &[&str] = &["/api/v1/health"];
 
 /// What peers call: the share list and, per share, its files, stream, images and access
-/// requests; and the LAN cache (`/api/v1/cache/...`). Peers do not hold the user's API key;
-/// shares are guarded by their access mode (open, token, approve) instead, the cache by
-/// `[cache] access`, and, from other machines, both only over TLS.
+/// requests; the LAN cache (`/api/v1/cache/...`); and runs peers start here
+/// (`/api/v1/remote/...`). Peers do not hold the user's API key; shares are guarded by their
+/// access mode (open, token, approve) instead, the cache by `[cache] access`, remote runs by
+/// `[remote_runs] access`, and, from other machines, all of them only over TLS.
 pub fn is_peer_path(path: &str) -> bool {
     path == "/api/v1/shares"
-        || path.starts_with("/api/v1/shares/")
-        || path.starts_with("/api/v1/cache/")
+        || ["/api/v1/shares/", "/api/v1/cache/", "/api/v1/remote/"]
+            .iter()
+            .any(|p| path.starts_with(p))
 }
 
 /// Whether the request came over TLS, and the fingerprint of the client's certificate (absent

@@ -106,8 +106,13 @@ enum Command {
     Clones(commands::clone::ClonesArgs),
     /// Follow the node's events (one JSON object a line) until interrupted.
     Events,
-    /// Start an environment here: check it fits, set it up, wait for its tools, print links.
+    /// Start an environment here or on a peer (--on): check it fits, set it up, wait for its
+    /// tools, print links.
     Run(commands::run::RunArgs),
+    /// Queue a batch job on the best node (a peer with the GPUs it needs); its outputs come back.
+    Submit(commands::run::SubmitArgs),
+    /// Where an environment would run best: this node and each peer, with why.
+    Place(commands::run::PlaceArgs),
     /// List runs, newest first.
     Runs,
     /// Print a run's log (`-f` follows it until the run ends).
@@ -176,6 +181,8 @@ fn main() -> ExitCode {
                     Command::Clones(args) => commands::clone::clones(&client, args).await,
                     Command::Events => commands::events::follow(&client).await,
                     Command::Run(args) => commands::run::run(&client, args).await,
+                    Command::Submit(args) => commands::run::submit(&client, args).await,
+                    Command::Place(args) => commands::run::place(&client, args).await,
                     Command::Runs => commands::run::runs(&client).await,
                     Command::Logs(args) => commands::run::logs(&client, args).await,
                     Command::Stop { run } => commands::run::stop(&client, &run).await,

@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use aienv_core::config::{CacheAccess, CacheSettings, Config, Settings};
+use aienv_core::config::{
+    CacheAccess, CacheSettings, Config, RemoteAccess, RemoteRunsConfig, Settings,
+};
 use aienv_node::Node;
 use anyhow::{Context, anyhow};
 use clap::Args;
@@ -55,6 +57,23 @@ pub struct ServeArgs {
     /// index settings.
     #[arg(long, env = "AIENV_NO_LAN_CACHE")]
     no_lan_cache: bool,
+    /// Who may start runs on this node from another: `off`, `approve` (you say yes to each, the
+    /// default), `peers` (nodes it knows), `token` (those holding one of its share tokens), `open`.
+    #[arg(long, env = "AIENV_REMOTE_RUNS", value_name = "off|approve|peers|token|open", value_parser = parse_remote_access)]
+    remote_runs: Option<RemoteAccess>,
+}
+
+fn parse_remote_access(s: &str) -> Result<RemoteAccess, String> {
+    match s {
+        "off" => Ok(RemoteAccess::Off),
+        "approve" => Ok(RemoteAccess::Approve),
+        "peers" => Ok(RemoteAccess::Peers),
+        "token" => Ok(RemoteAccess::Token),
+        "open" => Ok(RemoteAccess::Open),
+        _ => Err(format!(
+            "{s:?}: expected off, approve, peers, token or open"
+        )),
+    }
 }
 
 fn parse_cache_access(s: &str) -> Result<CacheAccess, String> {
@@ -122,6 +141,7 @@ pub async fn run(
                 .map(|u| if u == "none" { String::new() } else { u }),
             wheel_dirs: (!args.wheel_dirs.is_empty()).then_some(args.wheel_dirs),
         }),
+        remote_runs: args.remote_runs.map(|access| RemoteRunsConfig { access }),
     };
     // Before reading config.toml from it: an unusable data dir gets its own clear message.
     aienv_node::create_data_dir(&data_dir)?;

@@ -40,6 +40,33 @@ pub struct Config {
     pub approve_timeout_s: u64,
     /// The LAN cache: packages and models served to peers, and asked of them before the internet.
     pub cache: CacheConfig,
+    /// Runs that peers start on this node.
+    pub remote_runs: RemoteRunsConfig,
+}
+
+/// `[remote_runs]` in `config.toml`: whether and for whom this node runs peers' environments.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteRunsConfig {
+    #[serde(default)]
+    pub access: RemoteAccess,
+}
+
+/// Who may start runs on this node from another.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoteAccess {
+    /// Nobody: remote runs are refused (`remote_runs_off`).
+    Off,
+    /// Each request waits for the owner's yes (web UI, tray, `aienv access approve`).
+    #[default]
+    Approve,
+    /// Nodes this node knows (their certificate is the one pinned or announced for them).
+    Peers,
+    /// Known nodes that present a share token of this node's (`aienv share token create WS`).
+    Token,
+    /// Anyone who reaches the port.
+    Open,
 }
 
 /// The LAN cache's settings (`[cache]` in `config.toml`).
@@ -140,6 +167,7 @@ pub struct Settings {
     pub plain_peers: Option<bool>,
     pub approve_timeout_s: Option<u64>,
     pub cache: Option<CacheSettings>,
+    pub remote_runs: Option<RemoteRunsConfig>,
 }
 
 impl Settings {
@@ -214,6 +242,7 @@ impl Config {
                 .unwrap_or_default()
                 .over(file.cache.unwrap_or_default())
                 .resolve(),
+            remote_runs: over.remote_runs.or(file.remote_runs).unwrap_or_default(),
         }
     }
 }

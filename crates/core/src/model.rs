@@ -305,6 +305,10 @@ pub struct Environment {
     /// up and before its command's tools; a failing one fails the start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub setup: Vec<String>,
+    /// What a batch run produces (files or folders, relative to the workspace): `aienv submit`
+    /// copies them back to the node that submitted it when the run ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
     /// process: the main command; container: overrides the image's command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
@@ -357,6 +361,7 @@ impl Environment {
             fallback: None,
             python: None,
             setup: Vec::new(),
+            outputs: Vec::new(),
             command: None,
             image: None,
             build: None,

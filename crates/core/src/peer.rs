@@ -30,6 +30,46 @@ pub struct Peer {
     pub via: Via,
     /// When it was first heard, in ms since the Unix epoch.
     pub since_ms: u64,
+    /// What it has free, as it last announced (absent from nodes that do not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<PeerResources>,
+}
+
+/// What a node has free, as it announces it every second: enough for a peer to decide where an
+/// environment fits without asking.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PeerResources {
+    pub cpus: u32,
+    pub memory_mb: u64,
+    /// Memory available to new processes (rounded to 256 MB, so small changes are not news).
+    pub memory_free_mb: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<PeerGpu>,
+    /// Runs live on it now.
+    pub runs: u32,
+    /// Whether it takes runs from peers (`[remote_runs] access` is not `off`).
+    #[serde(default)]
+    pub accepts_runs: bool,
+}
+
+/// One GPU of a node, as announced.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PeerGpu {
+    pub index: u32,
+    pub name: String,
+    pub memory_mb: u64,
+    /// Free memory (rounded to 256 MB), where the driver says.
+    pub memory_free_mb: Option<u64>,
+    /// Held by a run of that node (its reservation), so not free for another.
+    #[serde(default)]
+    pub held: bool,
+}
+
+impl PeerResources {
+    /// The GPUs no run holds.
+    pub fn free_gpus(&self) -> impl Iterator<Item = &PeerGpu> {
+        self.gpus.iter().filter(|g| !g.held)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

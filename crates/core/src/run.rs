@@ -35,6 +35,16 @@ pub struct Run {
     /// How setting up its Python goes, while the run is starting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup: Option<SetupProgress>,
+    /// Set when it runs on a peer: the state, tools and log here mirror the peer's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<RunPeer>,
+    /// A batch job's outputs, once copied back: where they are on this node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub outputs: Option<PathBuf>,
+    /// Where it runs when started over SSH on a machine without aienv (`user@host[:port]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<String>,
 }
 
 /// How setting up a run's Python environment goes: the step, and the packages resolved, fetched
@@ -71,6 +81,9 @@ pub enum RunState {
     Exited,
     /// It could not start, or a tool never became ready.
     Failed,
+    /// It runs on a peer that stopped answering: it may still be running there. The state comes
+    /// back when the peer does.
+    Lost,
 }
 
 impl RunState {
@@ -91,6 +104,7 @@ impl RunState {
             RunState::Stopped => "stopped",
             RunState::Exited => "ended",
             RunState::Failed => "failed",
+            RunState::Lost => "lost (its peer stopped answering)",
         }
     }
 }
@@ -127,6 +141,95 @@ pub struct RunRequest {
     /// Start even though this machine lacks what the environment requires.
     #[serde(default)]
     pub force: bool,
+    /// Run it on a machine without aienv through the system's `ssh`: `user@host[:port]`. The
+    /// workspace is copied there, and the tools' ports are forwarded back to this node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<String>,
+    /// Run it on a peer: its name or id, or `auto` for the node where it fits best (this one
+    /// included). The peer receives the workspace if it lacks it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
+    /// The node whose workspace it is (a catalog entry's owner), when not this one: the peer
+    /// that runs it receives it from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// A batch job (`aienv submit`): its `outputs` are copied back here when it ends; with no
+    /// node free for it, it waits in the queue.
+    #[serde(default)]
+    pub submit: bool,
+}
+
+/// Where a run started from this node runs, when that is a peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RunPeer {
+    pub id: String,
+    pub name: String,
+    /// The run's id on the peer.
+    pub remote_id: Option<String>,
+    /// When the peer last answered about it (ms since the epoch).
+    pub seen_ms: u64,
+}
+
+/// A peer asks this node to run an environment (`POST /api/v1/remote/runs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RemoteRunRequest {
+    /// The node whose workspace it is (this node, or the asker, or a third node).
+    pub owner_id: String,
+    pub owner_name: String,
+    pub workspace_id: String,
+    pub workspace_name: String,
+    pub environment: String,
+    #[serde(default)]
+    pub force: bool,
+    /// A token for the owner's share, when the owner is the asker (a grant it made for this node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+    /// The address this node was reached at: its tools listen there, so the links work for the
+    /// asker (used when this node listens on every address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub reach: Option<std::net::IpAddr>,
+    /// The environment's `outputs` are wanted back when it ends (`aienv submit`).
+    #[serde(default)]
+    pub submit: bool,
+    /// The GPUs it needs and the memory each must have, as the asker read its requirements:
+    /// a node without them free says `no_capacity` at once.
+    #[serde(default)]
+    pub gpus: u32,
+    #[serde(default)]
+    pub vram_mb: u64,
+}
+
+/// A peer's run on this node, as that peer follows it (`GET /api/v1/remote/runs/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RemoteJob {
+    pub id: String,
+    /// Who asked (the node id and name it presented, checked against its certificate).
+    pub requester_id: String,
+    pub requester_name: String,
+    pub workspace: String,
+    pub environment: String,
+    pub phase: RemotePhase,
+    /// What is going on, in a sentence ("receiving the workspace from laptop: 40%").
+    pub message: String,
+    /// Why it could not start.
+    pub error: Option<String>,
+    /// The run, once started.
+    pub run: Option<Run>,
+    pub created_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RemotePhase {
+    /// Waiting for this node's owner to say yes (`[remote_runs] access = "approve"`).
+    Approving,
+    /// Receiving the workspace from its owner.
+    Receiving,
+    /// Started: `run` says how it goes.
+    Started,
+    /// It could not start; `error` says why.
+    Failed,
 }
 
 /// Log lines of a run, as they are written.

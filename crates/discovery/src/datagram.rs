@@ -8,6 +8,7 @@
 //! Decoding never panics and never allocates more than the datagram's size: anything that does
 //! not fit the shape is refused with a [`Drop`] reason that the receiver counts.
 
+use aienv_core::peer::PeerResources;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks. Datagrams of another version are dropped (counted).
@@ -54,6 +55,73 @@ pub struct Datagram {
     /// existing peers at once instead of after a full period.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hello: bool,
+    /// What the sender has free (CPUs, memory, GPUs, runs), for placing runs on peers.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "compact")]
+    pub res: Option<PeerResources>,
+}
+
+/// The most GPUs an announcement lists (a bigger machine lists its first ones).
+pub const MAX_GPUS: usize = 8;
+/// GPU names are cut to this many bytes in announcements.
+pub const MAX_GPU_NAME: usize = 24;
+
+/// Resources in a compact form, so that a machine with eight GPUs still fits one datagram:
+/// `{"c":CPUS,"m":MB,"mf":FREE_MB,"r":RUNS,"a":ACCEPTS,"g":[[INDEX,"NAME",MB,FREE_MB,HELD],...]}`.
+mod compact {
+    use aienv_core::peer::{PeerGpu, PeerResources};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Wire {
+        c: u32,
+        m: u64,
+        mf: u64,
+        r: u32,
+        #[serde(default)]
+        a: bool,
+        #[serde(default)]
+        g: Vec<(u32, String, u64, Option<u64>, bool)>,
+    }
+
+    pub fn serialize<S: Serializer>(r: &Option<PeerResources>, s: S) -> Result<S::Ok, S::Error> {
+        r.as_ref()
+            .map(|r| Wire {
+                c: r.cpus,
+                m: r.memory_mb,
+                mf: r.memory_free_mb,
+                r: r.runs,
+                a: r.accepts_runs,
+                g: r.gpus
+                    .iter()
+                    .map(|g| {
+                        let name = super::clip(&g.name, super::MAX_GPU_NAME);
+                        (g.index, name, g.memory_mb, g.memory_free_mb, g.held)
+                    })
+                    .collect(),
+            })
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PeerResources>, D::Error> {
+        Ok(Option::<Wire>::deserialize(d)?.map(|w| PeerResources {
+            cpus: w.c,
+            memory_mb: w.m,
+            memory_free_mb: w.mf,
+            runs: w.r,
+            accepts_runs: w.a,
+            gpus: w
+                .g
+                .into_iter()
+                .map(|(index, name, memory_mb, memory_free_mb, held)| PeerGpu {
+                    index,
+                    name,
+                    memory_mb,
+                    memory_free_mb,
+                    held,
+                })
+                .collect(),
+        }))
+    }
 }
 
 /// Why a received datagram was dropped. Each reason has its own counter.
@@ -110,6 +178,14 @@ impl Datagram {
         {
             return Err(Drop::Malformed);
         }
+        if let Some(r) = &mut d.res {
+            if r.gpus.len() > MAX_GPUS {
+                return Err(Drop::Malformed);
+            }
+            for g in &mut r.gpus {
+                g.name = clip(&g.name, MAX_GPU_NAME);
+            }
+        }
         d.name = clip(&d.name, MAX_NAME);
         Ok(d)
     }
@@ -129,6 +205,42 @@ fn clip(s: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_big_machines_resources_fit_one_datagram_and_too_many_gpus_are_refused() {
+        let gpu = |index| aienv_core::peer::PeerGpu {
+            index,
+            name: "NVIDIA H100 80GB HBM3 with a long marketing name".into(),
+            memory_mb: 81_559,
+            memory_free_mb: Some(80_128),
+            held: index % 2 == 0,
+        };
+        let mut d = sample();
+        d.name = "n".repeat(MAX_NAME);
+        d.fp = Some("f".repeat(64));
+        d.res = Some(aienv_core::peer::PeerResources {
+            cpus: 256,
+            memory_mb: 2_000_000,
+            memory_free_mb: 1_500_000,
+            gpus: (0..MAX_GPUS as u32).map(gpu).collect(),
+            runs: 99,
+            accepts_runs: true,
+        });
+        let bytes = d.encode();
+        assert!(bytes.len() <= MAX_DATAGRAM, "{} bytes", bytes.len());
+        let back = Datagram::decode(&bytes).unwrap();
+        let res = back.res.as_ref().unwrap();
+        assert_eq!(res.gpus.len(), MAX_GPUS);
+        assert_eq!(
+            res.gpus[0].name, "NVIDIA H100 80GB HBM3 wi",
+            "names are cut"
+        );
+        assert_eq!(res.gpus[1].memory_free_mb, Some(80_128));
+        assert!(res.gpus[0].held && !res.gpus[1].held);
+        assert_eq!((res.cpus, res.runs, res.accepts_runs), (256, 99, true));
+        d.res.as_mut().unwrap().gpus.push(gpu(8));
+        assert_eq!(Datagram::decode(&d.encode()), Err(Drop::Malformed));
+    }
     use proptest::prelude::*;
 
     use super::*;
@@ -146,6 +258,7 @@ mod tests {
             shared: 3,
             version: "0.1.0".into(),
             hello: true,
+            res: None,
         }
     }
 

@@ -18,6 +18,7 @@ mod service;
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
+pub use datagram::MAX_GPUS;
 pub use net::Interface;
 pub use peers::{LeftReason, Peer, PeerEvent, Via};
 pub use service::{Announce, Discovery, Status};

@@ -76,6 +76,7 @@ impl PeerTable {
             fingerprint: d.fp.clone(),
             via,
             since_ms: unix_ms(),
+            resources: d.res.clone(),
         };
         let full = self.entries.len() >= MAX_PEERS;
         match self.entries.get_mut(&d.id) {
@@ -185,6 +186,7 @@ mod tests {
             shared: 1,
             version: "0.1.0".into(),
             hello: false,
+            res: None,
         }
     }
 

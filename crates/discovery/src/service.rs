@@ -36,6 +36,8 @@ pub struct Announce {
     pub rev: String,
     pub shared: u32,
     pub version: String,
+    /// What this node has free.
+    pub resources: Option<aienv_core::peer::PeerResources>,
 }
 
 impl Announce {
@@ -52,6 +54,10 @@ impl Announce {
             shared: self.shared,
             version: self.version.clone(),
             hello,
+            // A goodbye needs no resources.
+            res: (kind == Kind::Announce)
+                .then(|| self.resources.clone())
+                .flatten(),
         }
     }
 }

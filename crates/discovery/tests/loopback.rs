@@ -43,6 +43,7 @@ fn me(id: &str, port: u16) -> Announce {
         rev: "r1".into(),
         shared: 0,
         version: "0.1.0".into(),
+        resources: None,
     }
 }
 

@@ -275,25 +275,7 @@ impl Node {
             requested_ms: now,
             expires_ms: now + timeout.as_millis() as u64,
         };
-        let (tx, rx) = oneshot::channel();
-        lock(&self.inner.approvals).insert(request.id.clone(), (request.clone(), tx));
-        // Gone from the pending list however this ends, the requester hanging up included.
-        let _pending = PendingGuard(self, &request.id);
-        self.emit(Event::AccessRequested {
-            request: request.clone(),
-        });
-        let answer = tokio::time::timeout(timeout, rx).await;
-        let (approved, timed_out) = match answer {
-            Ok(Ok(yes)) => (yes, false),
-            _ => (false, true),
-        };
-        if timed_out {
-            self.emit(Event::AccessDecided {
-                request: request.clone(),
-                approved: false,
-                timed_out: true,
-            });
-        }
+        let (approved, timed_out) = self.ask_owner(request, timeout).await;
         let owner = &self.inner.config.name;
         let verdict = if approved {
             let to = who.peer_name.clone().unwrap_or_else(|| who.from.clone());
@@ -331,6 +313,35 @@ impl Node {
             Err(e) => audit(false, format!("{}: {e}", e.code())),
         }
         verdict
+    }
+
+    /// Puts `request` before the owner (event, web UI, tray, `aienv access`) and waits for the
+    /// answer, at most `timeout`: (approved, timed out).
+    pub(crate) async fn ask_owner(
+        &self,
+        request: AccessRequest,
+        timeout: Duration,
+    ) -> (bool, bool) {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inner.approvals).insert(request.id.clone(), (request.clone(), tx));
+        // Gone from the pending list however this ends, the requester hanging up included.
+        let _pending = PendingGuard(self, &request.id);
+        self.emit(Event::AccessRequested {
+            request: request.clone(),
+        });
+        let answer = tokio::time::timeout(timeout, rx).await;
+        let (approved, timed_out) = match answer {
+            Ok(Ok(yes)) => (yes, false),
+            _ => (false, true),
+        };
+        if timed_out {
+            self.emit(Event::AccessDecided {
+                request: request.clone(),
+                approved: false,
+                timed_out: true,
+            });
+        }
+        (approved, timed_out)
     }
 
     /// Requests waiting for an answer, oldest first.

@@ -67,6 +67,14 @@ pub(crate) struct Running {
 }
 
 impl Node {
+    /// The registered clone of `owner`'s workspace `workspace_id`, if this node has one.
+    pub(crate) fn clone_of(&self, owner: &str, workspace_id: &str) -> Option<Workspace> {
+        self.all_workspaces().into_iter().find(|w| {
+            read_origin(&w.path)
+                .is_some_and(|o| o.peer_id == owner && o.workspace_id == workspace_id)
+        })
+    }
+
     pub fn clones(&self) -> Vec<CloneJob> {
         let mut jobs: Vec<CloneJob> = lock(&self.inner.clones).values().cloned().collect();
         jobs.sort_by_key(|j| std::cmp::Reverse(j.started_ms));

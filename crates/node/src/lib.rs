@@ -11,6 +11,7 @@
 
 mod access;
 mod adopted;
+mod advertise;
 mod catalog_fit;
 mod clones;
 mod datadir;
@@ -22,10 +23,13 @@ mod items;
 pub mod lan_cache;
 pub mod models;
 mod online;
+pub mod outputs;
 mod packages;
 mod pause;
 mod peer_access;
 mod reload;
+mod remote;
+mod remote_serve;
 mod runs;
 mod settings;
 mod setup_watch;
@@ -57,6 +61,7 @@ pub use error::{NodeError, Result};
 pub use online::DiscoveryReport;
 pub use packages::IndexFile;
 pub use peer_access::{NODE_ID_HEADER, NODE_NAME_HEADER, TOKEN_HEADER};
+pub use remote::LogPage;
 pub use settings::{ConfigFileSettings, NodeSettings, SettingsPatch, SettingsUpdate};
 pub use workspaces::{NewWorkspace, WorkspacePatch};
 
@@ -126,6 +131,12 @@ struct Inner {
     /// The LAN cache's packages (store and wheel folders) and the index built on them.
     packages: aienv_lancache::packages::Store,
     index: Arc<packages::Index>,
+    /// What this node last announced it has free.
+    advertised: Mutex<Option<aienv_core::peer::PeerResources>>,
+    /// GPUs held by runs (reservations).
+    held_gpus: Mutex<advertise::Held>,
+    /// Runs peers started here, as they follow them.
+    remote_jobs: Mutex<remote_serve::Jobs>,
 }
 
 /// Facts about the node for health checks and the UI.
@@ -200,6 +211,9 @@ impl Node {
                 started,
                 packages,
                 index: packages::new_index(),
+                advertised: Mutex::new(None),
+                held_gpus: Mutex::new(Default::default()),
+                remote_jobs: Mutex::new(Default::default()),
             }),
         };
         // Barrier files of share watchers a killed node left behind.
@@ -208,6 +222,7 @@ impl Node {
         node.load_workspaces(loaded.entries);
         node.load_jobs();
         node.load_runs();
+        node.load_remote_jobs();
         // Warm the resource probe (GPUs, engine, QEMU) so the first run does not wait for it.
         let warm = node.clone();
         tokio::spawn(async move { warm.resources().await });

@@ -78,6 +78,7 @@ impl Node {
         });
         self.spawn_share_tracker();
         self.spawn_static_probe(discovery);
+        self.spawn_advertiser();
         Ok(())
     }
 
@@ -200,6 +201,14 @@ impl Node {
             shared: shares.environment_count(),
             rev: shares.revision,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            resources: self.advertised(),
+        }
+    }
+
+    /// Announces again at once (when what is announced changed).
+    pub(crate) fn reannounce(&self) {
+        if let Some((d, port)) = lock(&self.inner.discovery).clone() {
+            d.set_announce(self.announce(port));
         }
     }
 
@@ -329,6 +338,7 @@ async fn probe(http: &reqwest::Client, scheme: &str, discovery: &Discovery, addr
                 rev: list.revision.clone(),
                 version: list.node.version.clone(),
                 hello: false,
+                res: None,
             };
             discovery.observe_static(&d, addr.ip());
         }

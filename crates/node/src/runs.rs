@@ -66,6 +66,20 @@ impl Node {
     /// Checks the environment against this machine, plans it and starts it. Answers once the run
     /// is planned (state `starting`); `run_changed` events follow until it runs or fails.
     pub async fn start_run(&self, req: RunRequest) -> Result<Run> {
+        if self.runs_elsewhere(&req) {
+            return self.start_remote(req).await;
+        }
+        self.start_local_run(req, None, Vec::new()).await
+    }
+
+    /// [`Node::start_run`] here: `host` is where its tools listen (a peer's run: this node's
+    /// address on the LAN), `notes` go first in the run's notes.
+    pub(crate) async fn start_local_run(
+        &self,
+        req: RunRequest,
+        host: Option<std::net::IpAddr>,
+        mut notes: Vec<String>,
+    ) -> Result<Run> {
         let ws = self.workspace(&req.workspace)?;
         let manifest = ws.manifest.as_ref().ok_or_else(|| {
             NodeError::InvalidRequest(format!(
@@ -91,8 +105,13 @@ impl Node {
             ))
         })?;
         let machine = self.resources().await;
-        let fit = fit::check(env, &machine);
-        let mut notes = Vec::new();
+        // Over SSH it runs on a machine this node knows nothing about: nothing to check here.
+        let ssh = req.ssh.as_deref().map(aienv_runtime::ssh::SshTarget::parse);
+        let ssh = ssh.transpose().map_err(NodeError::InvalidRequest)?;
+        let fit = match ssh {
+            Some(_) => Default::default(),
+            None => fit::check(env, &machine),
+        };
         if !fit.fits() {
             let what = fit.missing.join("; ");
             if !req.force {
@@ -106,8 +125,24 @@ impl Node {
             notes.push(format!("started with --force although it {what}"));
         }
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        // Its GPUs, held until it ends: another run (a peer's too) gets other ones, or none.
+        let needs = aienv_runtime::placement::Needs::of(env);
+        // (None to hold where it runs without them: no GPU here, or its no-gpu fallback.)
+        let want = if fit.fallback_env.is_some() || machine.gpus.is_empty() || ssh.is_some() {
+            0
+        } else {
+            needs.gpus
+        };
+        let gpus = match self.hold_gpus(&id, want, needs.vram_mb, &machine) {
+            Ok(gpus) => gpus,
+            Err(e) if req.force => {
+                notes.push(format!("started with --force although {e}"));
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
         let run_dir = self.inner.data_dir.path().join("runs").join(&id);
-        let plan = plan::make(
+        let planned = plan::make(
             plan::Inputs {
                 run_id: &id,
                 workspace: ws.path.clone(),
@@ -115,10 +150,25 @@ impl Node {
                 resources: &machine,
                 fit: &fit,
                 run_dir,
+                host,
             },
             &self.inner.ports,
-        )?;
+        );
+        let mut plan = match planned {
+            Ok(p) => p,
+            Err(e) => {
+                self.release_gpus(&id);
+                return Err(e.into());
+            }
+        };
+        if !gpus.is_empty() {
+            let list: Vec<String> = gpus.iter().map(u32::to_string).collect();
+            plan.vars
+                .insert("CUDA_VISIBLE_DEVICES".into(), list.join(","));
+            notes.push(format!("holds GPU {}", list.join(", ")));
+        }
         notes.extend(plan.notes.iter().cloned());
+        plan.ssh.clone_from(&ssh);
         let run = Run {
             id: id.clone(),
             workspace_id: ws.id.clone(),
@@ -144,6 +194,9 @@ impl Node {
             started_ms: now_ms(),
             ended_ms: None,
             setup: None,
+            peer: None,
+            outputs: None,
+            ssh: ssh.map(|t| t.to_string()),
         };
         lock(&self.inner.runs).insert(id.clone(), run.clone());
         // Tools' ports and, for containers and VMs, every published one: let go when it ends.
@@ -157,6 +210,18 @@ impl Node {
     /// Stops a run: a graceful signal, then a kill; nothing of it is left afterwards.
     pub async fn stop_run(&self, id: &str) -> Result<Run> {
         let run = self.run(id)?;
+        if run.peer.is_some()
+            || (run.handle == RunHandle::None
+                && run.setup.as_ref().is_some_and(|s| s.step == "remote"))
+        {
+            if run.state.is_final() {
+                return Err(NodeError::InvalidRequest(format!(
+                    "run {id} is not running (it is {}); nothing to stop",
+                    run.state.describe()
+                )));
+            }
+            return self.stop_remote(&run).await;
+        }
         if run.state.is_final() || run.state == RunState::Stopping {
             return Err(NodeError::InvalidRequest(format!(
                 "run {id} is not running (it is {}); nothing to stop",
@@ -227,9 +292,10 @@ impl Node {
                 t.name.clone(),
             );
             let running = running.clone();
+            let host = plan.host;
             tokio::spawn(async move {
                 let forever = Duration::from_secs(365 * 24 * 3600);
-                if ready::wait(&check, log, forever, || running.failure())
+                if ready::wait_at(&check, host, log, forever, || running.failure())
                     .await
                     .is_ok()
                     && let Some(node) = node.upgrade()
@@ -246,7 +312,8 @@ impl Node {
             let running = running.clone();
             let log = plan.log.clone();
             async move {
-                let r = ready::wait(&t.check, log, t.timeout, || running.failure()).await;
+                let r =
+                    ready::wait_at(&t.check, plan.host, log, t.timeout, || running.failure()).await;
                 (t.name.clone(), r)
             }
         });
@@ -336,6 +403,7 @@ impl Node {
             lock(&self.inner.live_runs).remove(id);
             let held = lock(&self.inner.held_ports).remove(id);
             self.inner.ports.release(held.unwrap_or_default());
+            self.release_gpus(id);
         }
     }
 
@@ -353,7 +421,7 @@ impl Node {
         }
     }
 
-    fn run_changed(&self, id: &str) {
+    pub(crate) fn run_changed(&self, id: &str) {
         self.save_runs();
         if let Ok(run) = self.run(id) {
             self.emit(Event::RunChanged { run });
@@ -401,7 +469,11 @@ impl Node {
         let node = self.clone();
         tokio::spawn(async move {
             for r in open {
-                node.adopt(r).await;
+                if r.peer.is_some() {
+                    node.follow_again(&r);
+                } else {
+                    node.adopt(r).await;
+                }
             }
         });
     }

@@ -2,7 +2,8 @@
 //! find again after a restart, watch, stop.
 //!
 //! `process` and `vm` runs are process groups ([`Group`]); `container` runs are containers of the
-//! engine ([`ContainerRun`]). Everything above this module (the node, the API) sees [`Running`].
+//! engine ([`ContainerRun`]). A process run over SSH is the group of its local `ssh`
+//! ([`crate::ssh`]). Everything above this module (the node, the API) sees [`Running`].
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,6 +95,19 @@ impl Backends {
         plan: &RunPlan,
         machine: &Resources,
     ) -> Result<(Running, Vec<String>), RunError> {
+        if let Some(target) = &plan.ssh {
+            if plan.env.kind != EnvKind::Process {
+                return Err(RunError::Start(format!(
+                    "environment {:?} is a {} environment; only process environments run over                      SSH so far: start it here, or on a peer that runs aienv",
+                    plan.env.name,
+                    plan.env.kind.as_str()
+                )));
+            }
+            // Its Python and setup commands are the other machine's business (crate::ssh).
+            let cmds = process_cmds(plan)?;
+            let (g, notes) = crate::ssh::start(plan, target, &cmds).await?;
+            return Ok((Running::Group(g), notes));
+        }
         match plan.env.kind {
             EnvKind::Process => {
                 let cmds = process_cmds(plan)?;

@@ -28,6 +28,9 @@ pub enum RunError {
     /// The VM's disk image cannot be used.
     #[error("{0}")]
     Disk(String),
+    /// A run over SSH could not connect, log in or copy the workspace there.
+    #[error("{0}")]
+    Ssh(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -48,6 +51,7 @@ impl RunError {
             RunError::Image(_) => "image_missing",
             RunError::Build(_) => "build_failed",
             RunError::Disk(_) => "bad_disk_image",
+            RunError::Ssh(_) => "ssh_failed",
             RunError::Io { .. } => "io_error",
         }
     }

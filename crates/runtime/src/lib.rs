@@ -7,7 +7,8 @@
 //!   ([`template`]), variables; [`python`] sets up its Python first (a container's image is
 //!   built by [`image_build`]), then its [`setup`] commands run.
 //! - One backend interface ([`backend`]) with three backends: [`process`] (a process group),
-//!   [`container`] (Docker Engine API, Podman compatible) and [`vm`] (QEMU, as a process).
+//!   [`container`] (Docker Engine API, Podman compatible) and [`vm`] (QEMU, as a process); a
+//!   process environment may instead run on another machine through `ssh` ([`ssh`]).
 //! - [`ready`] waits for tools to answer; [`logs`] keeps each run's log file.
 //!
 //! The node (`aienv-node`) owns the run table, persistence and events; this crate holds no state
@@ -22,6 +23,7 @@ pub mod gpu;
 pub mod image;
 pub mod image_build;
 pub mod logs;
+pub mod placement;
 pub mod plan;
 pub mod ports;
 pub mod process;
@@ -29,6 +31,7 @@ pub mod python;
 pub mod ready;
 pub mod resources;
 pub mod setup;
+pub mod ssh;
 pub mod template;
 pub mod usage;
 pub mod vm;

@@ -36,6 +36,11 @@ pub struct RunPlan {
     pub notes: Vec<String>,
     /// What the node adds to the Python build (its package index, where progress goes).
     pub python: crate::python::Context,
+    /// Where the tools listen and their links point: loopback, or for a run a peer started, the
+    /// address this node has on the LAN.
+    pub host: std::net::IpAddr,
+    /// Run it on that machine through `ssh` instead of here (process environments only).
+    pub ssh: Option<crate::ssh::SshTarget>,
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +73,8 @@ pub struct Inputs<'a> {
     pub resources: &'a Resources,
     pub fit: &'a Fit,
     pub run_dir: PathBuf,
+    /// Where the tools listen (default [`HOST`]).
+    pub host: Option<std::net::IpAddr>,
 }
 
 pub fn make(i: Inputs<'_>, ports: &Ports) -> Result<RunPlan, RunError> {
@@ -83,6 +90,10 @@ fn make_holding(i: &Inputs<'_>, ports: &Ports, held: &mut Vec<u16>) -> Result<Ru
     let env = i.env;
     let token = template::token();
     let ws = i.workspace.display().to_string();
+    let host = i
+        .host
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
+        .to_string();
     let mut tools = Vec::new();
     let mut publish = Vec::new();
     let uses_port = |s: &Option<String>| s.as_deref().is_some_and(|s| s.contains("{port}"));
@@ -106,7 +117,7 @@ fn make_holding(i: &Inputs<'_>, ports: &Ports, held: &mut Vec<u16>) -> Result<Ru
             },
         };
         let vars = Vars {
-            host: HOST,
+            host: &host,
             port,
             token: &token,
             workspace: &ws,
@@ -174,6 +185,8 @@ fn make_holding(i: &Inputs<'_>, ports: &Ports, held: &mut Vec<u16>) -> Result<Ru
         run_dir: i.run_dir.clone(),
         notes: i.fit.note.iter().cloned().collect(),
         python: Default::default(),
+        host: i.host.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
+        ssh: None,
     })
 }
 

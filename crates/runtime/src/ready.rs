@@ -2,7 +2,7 @@
 //! the run's log; polled quickly at first (most tools are up in well under a second) and then
 //! every 100 ms, until the tool answers, the run's processes are gone, or the time is up.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -74,6 +74,18 @@ pub async fn wait(
     check: &Check,
     log: PathBuf,
     timeout: Duration,
+    gone: impl FnMut() -> Option<String>,
+) -> Result<(), String> {
+    wait_at(check, IpAddr::from(Ipv4Addr::LOCALHOST), log, timeout, gone).await
+}
+
+/// [`wait`] for tools that listen on `host` (a run a peer started listens where that peer can
+/// reach it).
+pub async fn wait_at(
+    check: &Check,
+    host: IpAddr,
+    log: PathBuf,
+    timeout: Duration,
     mut gone: impl FnMut() -> Option<String>,
 ) -> Result<(), String> {
     let start = Instant::now();
@@ -91,9 +103,9 @@ pub async fn wait(
         }
         let ok = match check {
             Check::Started => true,
-            Check::Tcp { port, forwarded } => tcp_answers(*port, *forwarded).await,
+            Check::Tcp { port, forwarded } => tcp_answers(host, *port, *forwarded).await,
             Check::Http { port, path } => http
-                .get(format!("http://127.0.0.1:{port}{path}"))
+                .get(format!("http://{}{path}", SocketAddr::new(host, *port)))
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success()),
@@ -119,9 +131,9 @@ pub async fn wait(
 /// A connection that is accepted and stays open. A port forwarder (Docker's proxy, QEMU's user
 /// network) accepts on the tool's behalf and closes at once while nothing listens behind it:
 /// that early end of stream counts as not ready. A server that speaks first is ready too.
-async fn tcp_answers(port: u16, forwarded: bool) -> bool {
+async fn tcp_answers(host: IpAddr, port: u16, forwarded: bool) -> bool {
     use tokio::io::AsyncReadExt;
-    let Ok(mut stream) = tokio::net::TcpStream::connect(local(port)).await else {
+    let Ok(mut stream) = tokio::net::TcpStream::connect(SocketAddr::new(host, port)).await else {
         return false;
     };
     if !forwarded {
@@ -136,10 +148,6 @@ async fn tcp_answers(port: u16, forwarded: bool) -> bool {
 
 /// How long a connection must stay open to count (a forwarder closes within a millisecond).
 const FORWARDER_GRACE: Duration = Duration::from_millis(20);
-
-fn local(port: u16) -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
-}
 
 #[cfg(test)]
 mod tests {

@@ -82,7 +82,8 @@ impl Probe {
         let (gpus, gpu_note) = split(slow.gpus);
         let (container_engine, container_note) = split(slow.engine.map(Some));
         let (hypervisor, hypervisor_note) = split(slow.hypervisor.map(Some));
-        Resources {
+        #[allow(unused_mut)]
+        let mut found = Resources {
             os: System::long_os_version().unwrap_or_else(|| std::env::consts::OS.into()),
             arch: std::env::consts::ARCH.into(),
             cpu_model: self.cpu_model.clone(),
@@ -96,7 +97,10 @@ impl Probe {
             container_note,
             hypervisor: hypervisor.flatten(),
             hypervisor_note,
-        }
+        };
+        #[cfg(feature = "test-hooks")]
+        test_hook::apply(&mut found);
+        found
     }
 
     /// Forgets cached findings (e.g. after the container engine was started).
@@ -173,4 +177,61 @@ fn hypervisor() -> Result<Hypervisor, String> {
         .open("/dev/kvm")
         .is_ok();
     Ok(Hypervisor { qemu, version, kvm })
+}
+
+/// Compiled only with the `test-hooks` feature (tests, never a release): `AIENV_TEST_RESOURCES`
+/// holds JSON that replaces what the probe found, e.g.
+/// `{"cpus": 32, "ram_gb": 128, "ram_free_gb": 100, "gpus": [{"name": "H100", "memory_gb": 80,
+/// "free_gb": 79}]}`. Placement tests give each node the machine they need this way.
+#[cfg(feature = "test-hooks")]
+mod test_hook {
+    use aienv_core::resources::{Gpu, Resources};
+
+    #[derive(serde::Deserialize)]
+    struct Fake {
+        cpus: Option<u32>,
+        ram_gb: Option<f64>,
+        ram_free_gb: Option<f64>,
+        gpus: Option<Vec<FakeGpu>>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct FakeGpu {
+        name: String,
+        memory_gb: f64,
+        free_gb: Option<f64>,
+    }
+
+    pub fn apply(r: &mut Resources) {
+        let Ok(text) = std::env::var("AIENV_TEST_RESOURCES") else {
+            return;
+        };
+        let fake: Fake = serde_json::from_str(&text).expect("AIENV_TEST_RESOURCES is JSON");
+        let gb = |g: f64| (g * 1e9) as u64;
+        if let Some(c) = fake.cpus {
+            r.cpus = c;
+        }
+        if let Some(t) = fake.ram_gb {
+            r.ram_total_bytes = gb(t);
+        }
+        if let Some(f) = fake.ram_free_gb {
+            r.ram_available_bytes = gb(f);
+        }
+        if let Some(gpus) = fake.gpus {
+            r.gpu_note = None;
+            r.gpus = gpus
+                .into_iter()
+                .enumerate()
+                .map(|(i, g)| Gpu {
+                    index: i as u32,
+                    vendor: "NVIDIA".into(),
+                    name: g.name,
+                    memory_total_mb: (g.memory_gb * 1000.0) as u64,
+                    memory_used_mb: g.free_gb.map(|f| ((g.memory_gb - f) * 1000.0) as u64),
+                    driver: Some("test-hook".into()),
+                    cuda: Some("12.4".into()),
+                })
+                .collect();
+        }
+    }
 }

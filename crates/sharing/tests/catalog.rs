@@ -62,6 +62,7 @@ fn peer(id: &str, url: &str, rev: &str) -> Peer {
         fingerprint: None,
         via: Via::Multicast,
         since_ms: 0,
+        resources: None,
     }
 }
 

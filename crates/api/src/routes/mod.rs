@@ -8,6 +8,7 @@ mod items;
 mod models;
 mod packages;
 mod peers;
+mod remote;
 mod runs;
 mod settings;
 mod sharing;
@@ -84,6 +85,11 @@ pub(crate) fn api() -> OpenApiRouter<Node> {
         .routes(routes!(models::pulls))
         .routes(routes!(models::show_pull))
         .routes(routes!(items::lock_environment))
+        .routes(routes!(remote::start))
+        .routes(routes!(remote::show, remote::stop))
+        .routes(routes!(remote::logs))
+        .routes(routes!(remote::outputs))
+        .routes(routes!(remote::placement))
         .routes(routes!(packages::peer_listing))
         .routes(routes!(packages::peer_file))
         .routes(routes!(packages::index_root))

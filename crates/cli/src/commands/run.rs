@@ -27,6 +27,46 @@ pub struct RunArgs {
     /// Return once the run is planned instead of waiting for its tools.
     #[arg(long)]
     detach: bool,
+    /// Run it on a machine without aienv, through the system's `ssh` (keys from your agent or
+    /// ~/.ssh/config): the workspace is copied there and the tools' ports are forwarded back.
+    /// Process environments only.
+    #[arg(long, value_name = "USER@HOST[:PORT]", conflicts_with_all = ["on", "owner"])]
+    ssh: Option<String>,
+    /// Run it on a peer (its name or id), or `auto`: on the node where it fits best (this one
+    /// included; `aienv place` shows the ranking). The peer receives the workspace if it lacks
+    /// it; the run, its log and its links show here.
+    #[arg(long, value_name = "PEER|auto")]
+    on: Option<String>,
+    /// The node whose workspace it is, for an environment from the catalog (default: this one).
+    #[arg(long, value_name = "PEER")]
+    owner: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// Workspace name or id.
+    workspace: String,
+    /// Environment name (its command runs to completion; its `outputs` come back here).
+    environment: String,
+    /// Where: a peer, or `auto` (the best node free now; with none free, it waits in the queue).
+    #[arg(long, value_name = "PEER|auto", default_value = "auto")]
+    on: String,
+    /// The node whose workspace it is, for an environment from the catalog.
+    #[arg(long, value_name = "PEER")]
+    owner: Option<String>,
+    /// Wait until it ends and its outputs are back.
+    #[arg(long)]
+    wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlaceArgs {
+    /// Workspace name or id.
+    workspace: String,
+    environment: String,
+    /// The node whose workspace it is, for an environment from the catalog.
+    #[arg(long, value_name = "PEER")]
+    owner: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -44,7 +84,14 @@ pub struct LogsArgs {
 const POLL: Duration = Duration::from_millis(10);
 
 pub async fn run(c: &Client, a: RunArgs) -> anyhow::Result<()> {
-    let body = json!({ "workspace": a.workspace, "environment": a.environment, "force": a.force });
+    let body = json!({
+        "workspace": a.workspace,
+        "environment": a.environment,
+        "force": a.force,
+        "ssh": a.ssh,
+        "on": a.on,
+        "owner": a.owner,
+    });
     let mut run: Run = c.send(Method::POST, "/runs", Some(&body)).await?;
     if !c.json {
         for n in &run.notes {
@@ -54,11 +101,20 @@ pub async fn run(c: &Client, a: RunArgs) -> anyhow::Result<()> {
     // The backend adds notes once it has started (how a VM is accelerated): printed at the end.
     let noted = run.notes.len();
     let mut said = run.state;
+    let mut setup = String::new();
     while !a.detach && matches!(run.state, RunState::Starting | RunState::WaitingReady) {
         tokio::time::sleep(POLL).await;
         run = c.get(&format!("/runs/{}", seg(&run.id))).await?;
         if run.state != said && run.state == RunState::WaitingReady && !c.json {
             eprintln!("started; waiting for its tools to answer");
+        }
+        // A run on a peer says how far it got there (approval, the workspace arriving).
+        if let Some(s) = run.setup.as_ref().filter(|s| s.step == "remote")
+            && s.message != setup
+            && !c.json
+        {
+            eprintln!("{}", s.message);
+            setup = s.message.clone();
         }
         said = run.state;
     }
@@ -69,11 +125,14 @@ pub async fn run(c: &Client, a: RunArgs) -> anyhow::Result<()> {
         }
         if r.state == RunState::Running || a.detach {
             println!(
-                "run {} of {}/{}: {}",
+                "run {} of {}/{}: {}{}",
                 r.id,
                 r.workspace_name,
                 r.environment,
-                r.state.describe()
+                r.state.describe(),
+                r.ssh
+                    .as_ref()
+                    .map_or(String::new(), |s| format!(" on {s} (over SSH)"))
             );
             for t in &r.tools {
                 println!(
@@ -86,7 +145,9 @@ pub async fn run(c: &Client, a: RunArgs) -> anyhow::Result<()> {
         }
     });
     match run.state {
-        RunState::Failed => bail!("{}", run.error.unwrap_or_else(|| "the run failed".into())),
+        RunState::Failed | RunState::Lost => {
+            bail!("{}", run.error.unwrap_or_else(|| "the run failed".into()))
+        }
         RunState::Exited | RunState::Stopped if !a.detach => {
             if !c.json {
                 eprintln!(
@@ -235,6 +296,86 @@ pub async fn resources(c: &Client) -> anyhow::Result<()> {
                 "vms:    none ({})",
                 r.hypervisor_note.as_deref().unwrap_or("")
             ),
+        }
+    });
+    Ok(())
+}
+
+/// `aienv submit`: a batch job on the best node (or the one named); its outputs come back.
+pub async fn submit(c: &Client, a: SubmitArgs) -> anyhow::Result<()> {
+    let body = json!({
+        "workspace": a.workspace,
+        "environment": a.environment,
+        "on": a.on,
+        "owner": a.owner,
+        "submit": true,
+    });
+    let mut run: Run = c.send(Method::POST, "/runs", Some(&body)).await?;
+    let mut said = String::new();
+    while a.wait && !run.state.is_final() {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        run = c.get(&format!("/runs/{}", seg(&run.id))).await?;
+        let now = match (&run.peer, &run.setup) {
+            (_, Some(s)) if run.state == RunState::Starting => s.message.clone(),
+            (Some(p), _) => format!("{} on {}", run.state.describe(), p.name),
+            _ => run.state.describe().to_string(),
+        };
+        if now != said && !c.json {
+            eprintln!("{now}");
+            said = now;
+        }
+    }
+    c.print(&run, |r| {
+        let place = r
+            .peer
+            .as_ref()
+            .map_or("here".to_string(), |p| format!("on {}", p.name));
+        println!(
+            "job {} ({}/{}) {place}: {}",
+            r.id,
+            r.workspace_name,
+            r.environment,
+            r.setup
+                .as_ref()
+                .filter(|_| r.state == RunState::Starting)
+                .map_or(r.state.describe().to_string(), |s| s.message.clone())
+        );
+        if let Some(dir) = &r.outputs {
+            println!("outputs: {}", dir.display());
+        }
+        if !r.state.is_final() {
+            println!("logs: aienv logs {} -f    stop: aienv stop {}", r.id, r.id);
+        }
+    });
+    match run.state {
+        RunState::Failed => bail!("{}", run.error.unwrap_or_else(|| "the job failed".into())),
+        _ => Ok(()),
+    }
+}
+
+/// `aienv place`: where an environment would run best, and why for each node.
+pub async fn place(c: &Client, a: PlaceArgs) -> anyhow::Result<()> {
+    let mut path = format!(
+        "/placement?workspace={}&environment={}",
+        seg(&a.workspace),
+        seg(&a.environment)
+    );
+    if let Some(o) = &a.owner {
+        path.push_str(&format!("&owner={}", seg(o)));
+    }
+    let list: Vec<serde_json::Value> = c.get(&path).await?;
+    c.print(&list, |list| {
+        for (i, cand) in list.iter().enumerate() {
+            println!(
+                "{}. {} {}",
+                i + 1,
+                if cand["fits"] == true {
+                    "fits   "
+                } else {
+                    "no     "
+                },
+                cand["reason"].as_str().unwrap_or("?")
+            );
         }
     });
     Ok(())

@@ -71,6 +71,8 @@ pub(super) struct RawEnvironment {
     pub fallback: Option<Fallback>,
     pub python: Option<Spanned<PythonSetup>>,
     pub setup: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub outputs: Vec<Spanned<String>>,
     pub command: Option<String>,
     pub image: Option<Spanned<String>>,
     pub build: Option<Spanned<ImageBuild>>,

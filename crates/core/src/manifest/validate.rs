@@ -202,6 +202,9 @@ impl Validator<'_> {
             e.build.as_ref().map(|s| s.span().start),
             &[EnvKind::Container],
         )?;
+        for output in &e.outputs {
+            self.relative_path("output", output)?;
+        }
         self.only_for(
             &ctx,
             e.kind,
@@ -392,6 +395,7 @@ impl Validator<'_> {
             fallback: e.fallback,
             python: e.python.map(Spanned::into_inner),
             setup: e.setup.map(Spanned::into_inner).unwrap_or_default(),
+            outputs: e.outputs.into_iter().map(Spanned::into_inner).collect(),
             command: e.command,
             image: e.image.map(Spanned::into_inner),
             build: e.build.map(Spanned::into_inner),
