@@ -5,6 +5,7 @@ mod adopt; // folders without a manifest: proposals, accepted and run for real, 
 mod backends; // container and VM runs: Docker and QEMU for real, their failures
 mod clone; // cloning between real nodes: verified, incremental, resumed, cancelled, a full disk
 mod desktop; // the desktop app under Xvfb: its window, its node, attaching to a running node, a clean quit
+mod federation; // runs on peers: placement by announced resources, reservations, refusals, a lost peer, batch jobs
 mod lan; // discovery between real nodes on 127.0.0.1: join, goodbye, crash, restart, catalog, static peers
 mod models; // Hugging Face models pulled between real nodes: verified, once; a changed blob, the cache off
 mod netns; // three hosts in network namespaces on a bridge: discovery, catalog, a host cut off and back

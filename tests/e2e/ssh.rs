@@ -2,8 +2,9 @@
 //! sshd in a network namespace this test makes ([`host`]). Refused with the login message while
 //! the agent holds no key; then the workspace is copied there, its venv and setup made there,
 //! its tool started there and reached through the forwarded port here, its output in the run's
-//! log; stop leaves nothing behind there; a second run reuses the copy and the venv. Needs root,
-//! iproute2 and OpenSSH: skipped with a reason elsewhere, failed under CI.
+//! log; stop leaves nothing behind there; a second run reuses the copy and the venv; a command
+//! that fails there fails the run with its output; a container is refused. Needs root, iproute2
+//! and OpenSSH: skipped with a reason elsewhere, failed under CI.
 
 mod host;
 
@@ -25,6 +26,14 @@ name = "files"
 command = "python -m http.server {port} --bind {host}"
 url = "http://{host}:{port}/hello.txt"
 ready = { http = "/hello.txt" }
+
+[environment.broken]
+kind = "process"
+command = "echo about to fail; exit 4"
+
+[environment.box]
+kind = "container"
+image = "busybox:latest"
 "#;
 
 fn http_text(url: &str) -> (u16, String) {
@@ -168,5 +177,35 @@ fn a_run_over_ssh_copies_the_workspace_forwards_its_tool_and_stops_without_a_tra
         "the second run is gone there",
         Duration::from_secs(10),
         || ssh.others().is_empty().then_some(()),
+    );
+
+    // A command that fails there fails the run, with what it printed. (Without tools it is
+    // `running` as soon as it started, as here.)
+    let broken = node.json(&["run", "sshws", "broken", "--ssh", &dest]);
+    let failed = wait_for("the run fails", Duration::from_secs(20), || {
+        let runs = node.json(&["runs"]);
+        let r = runs
+            .as_array()?
+            .iter()
+            .find(|r| r["id"] == broken["id"])?
+            .clone();
+        (r["state"] == "failed").then_some(r)
+    });
+    let err = failed["error"].as_str().unwrap();
+    assert!(err.contains("about to fail"), "{err}");
+    assert!(err.contains("broken exited with code 4"), "{err}");
+    wait_for(
+        "the failed run is gone there",
+        Duration::from_secs(10),
+        || ssh.others().is_empty().then_some(()),
+    );
+
+    // Only process environments go over SSH.
+    let out = node.cli(&["run", "sshws", "box", "--ssh", &dest]);
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("only process environments run over SSH"),
+        "{err}"
     );
 }

@@ -187,7 +187,12 @@ impl Node {
     ) -> Result<()> {
         let mut refusals = Vec::new();
         let auto = req.on.as_deref().is_none_or(|o| o == "auto");
-        for c in candidates.iter().filter(|c| !c.local) {
+        for c in candidates {
+            if c.local {
+                // Here does not fit (or it would have run here): say why with the rest.
+                refusals.push(c.reason.clone());
+                continue;
+            }
             if auto && !c.fits {
                 refusals.push(c.reason.clone());
                 continue;

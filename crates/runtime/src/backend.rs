@@ -98,7 +98,8 @@ impl Backends {
         if let Some(target) = &plan.ssh {
             if plan.env.kind != EnvKind::Process {
                 return Err(RunError::Start(format!(
-                    "environment {:?} is a {} environment; only process environments run over                      SSH so far: start it here, or on a peer that runs aienv",
+                    "environment {:?} is a {} environment; only process environments run over \
+                     SSH so far: start it here, or on a peer that runs aienv",
                     plan.env.name,
                     plan.env.kind.as_str()
                 )));
