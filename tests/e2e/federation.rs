@@ -426,3 +426,102 @@ fn a_batch_job_runs_on_the_free_peer_waits_in_the_queue_when_none_is_and_its_out
     );
     assert!(ws.join("out/metrics.txt").exists());
 }
+
+/// Two hosts in network namespaces: host2 runs host1's workspace on host1 from the catalog; the
+/// tool listens on host1's LAN address, and the link works from host2. A cut link makes the run
+/// lost on host2; when the link is back, so is the run.
+#[test]
+fn across_namespaces_a_catalog_environment_runs_on_its_owner_and_survives_a_network_blip() {
+    use crate::netns::{Lab, unsupported};
+    if aienv_e2e::skip_without(
+        "across_namespaces_a_catalog_environment_runs...",
+        unsupported(),
+    ) {
+        return;
+    }
+    let mut lab = Lab::new(2);
+    lab.start_with(0, &["--remote-runs", "peers"], &[]);
+    lab.start_with(1, &[], &[]);
+    wait_for("the hosts see each other", Duration::from_secs(10), || {
+        (lab.peer_names(1) == ["host1"]).then_some(())
+    });
+    let ws = lab._tmp.path().join("served");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(ws.join("index.html"), "served by host1\n").unwrap();
+    std::fs::write(
+        ws.join("aienv.toml"),
+        r#"[workspace]
+name = "served"
+
+[sharing]
+enabled = true
+access = "open"
+
+[environment.web]
+kind = "process"
+
+[[environment.web.tool]]
+name = "files"
+command = "exec python3 -m http.server {port} --bind {host}"
+url = "http://{host}:{port}/"
+"#,
+    )
+    .unwrap();
+    lab.json(0, &["workspace", "add", ws.to_str().unwrap()]);
+    wait_for(
+        "host1's environment in host2's catalog",
+        Duration::from_secs(10),
+        || {
+            lab.json(1, &["catalog"])
+                .as_array()?
+                .iter()
+                .any(|e| e["name"] == "web" && e["owner"]["name"] == "host1")
+                .then_some(())
+        },
+    );
+    let run = lab.json(
+        1,
+        &["run", "served", "web", "--owner", "host1", "--on", "host1"],
+    );
+    assert_eq!(run["state"], "running", "{run}");
+    let link = run["tools"][0]["url"].as_str().unwrap().to_string();
+    assert!(
+        link.starts_with("http://10.77.0.1:"),
+        "the link points at host1's LAN address: {link}"
+    );
+    let fetch = |i: usize| {
+        let out = lab.exec(
+            i,
+            "python3",
+            &[
+                "-c",
+                "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode(), end='')",
+                &link,
+            ],
+        );
+        text(&out).0
+    };
+    assert_eq!(fetch(1), "served by host1\n", "the link works from host2");
+
+    let id = run["id"].as_str().unwrap().to_string();
+    let state = |lab: &Lab| {
+        lab.json(1, &["runs"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id.as_str())
+            .map(|r| r["state"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    lab.link(0, false);
+    wait_for("the run is lost", Duration::from_secs(20), || {
+        (state(&lab) == "lost").then_some(())
+    });
+    lab.link(0, true);
+    wait_for("the run is back", Duration::from_secs(20), || {
+        (state(&lab) == "running").then_some(())
+    });
+    let out = lab.json(1, &["stop", &id]);
+    assert_eq!(out["state"], "stopped", "{out}");
+    assert_eq!(fetch(1), "", "nothing serves there any more");
+}

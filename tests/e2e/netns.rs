@@ -187,7 +187,7 @@ impl Lab {
         names
     }
 
-    fn link(&self, i: usize, up: bool) {
+    pub(crate) fn link(&self, i: usize, up: bool) {
         must(&[
             "-n",
             &self.hosts[i].ns,
