@@ -311,7 +311,7 @@ fn refusals_say_why_and_an_approved_run_waits_for_the_owner() {
 
     // `approve`: the run waits until the owner of that node says yes.
     let bin = aienv_e2e::aienv_bin();
-    let mut waiting = std::process::Command::new(&bin)
+    let waiting = std::process::Command::new(&bin)
         .args([
             "--node",
             &laptop.url,

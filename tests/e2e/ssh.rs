@@ -68,6 +68,15 @@ fn a_run_over_ssh_copies_the_workspace_forwards_its_tool_and_stops_without_a_tra
     node.json(&["workspace", "add", ws.to_str().unwrap()]);
     let dest = format!("root@{}:{PORT}", ssh.addr);
 
+    // A destination that is not one is refused before anything runs.
+    let out = node.cli(&["run", "sshws", "web", "--ssh=-oProxyCommand=touch"]);
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("is not an SSH destination: it starts with '-'"),
+        "{err}"
+    );
+
     // The agent holds no key yet: refused, saying what to do.
     let out = node.cli(&["run", "sshws", "web", "--ssh", &dest]);
     let (_, err) = text(&out);

@@ -135,6 +135,11 @@ impl Node {
 
     /// Starts `req` on the peer it names, or on the best node (`auto`).
     pub(crate) async fn start_remote(&self, req: RunRequest) -> Result<Run> {
+        if req.ssh.is_some() {
+            return Err(NodeError::InvalidRequest(
+                "a run goes either to a peer (`on`) or over SSH (`ssh`), not both".into(),
+            ));
+        }
         let target = self.run_target(&req)?;
         let on = req.on.clone().unwrap_or_else(|| "auto".into());
         let candidates: Vec<Candidate> = if on == "auto" {

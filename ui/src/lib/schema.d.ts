@@ -472,6 +472,99 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/placement": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where the environment would run best: this node and each peer, best first, each with why
+         *     ("gpu-box: 2 free GPUs, 79 GB free"; "laptop: no GPU").
+         */
+        get: operations["placement"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/remote/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A peer asks this node to run an environment. Answers at once with the job (202); it is
+         *     approved (if `[remote_runs] access = "approve"`), the workspace received if this node lacks
+         *     it, and the run started, in the background.
+         */
+        post: operations["remote_start"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/remote/runs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A run the asker started here: its phase and, once started, the run. */
+        get: operations["remote_show"];
+        put?: never;
+        post?: never;
+        /** Stops a run the asker started here. */
+        delete: operations["remote_stop"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/remote/runs/{id}/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lines of a remote run's log, from line `from` on (at most 5,000 at a time). */
+        get: operations["remote_logs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/remote/runs/{id}/outputs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A finished batch run's `outputs`, as a tar. */
+        get: operations["remote_outputs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/resources": {
         parameters: {
             query?: never;
@@ -987,6 +1080,17 @@ export interface components {
             time_ms: number;
             workspace: string;
         };
+        /** @description One node's verdict. */
+        Candidate: {
+            fits: boolean;
+            /** @description The GPUs it would get (their indices on that node). */
+            gpus: number[];
+            local: boolean;
+            name: string;
+            node_id: string;
+            /** @description Why, in words: "gpu-box: 2 free GPUs, 79 GB free" or "laptop: no GPU". */
+            reason: string;
+        };
         /** @description One environment in the catalog, or a workspace shared without environments. */
         CatalogEntry: {
             access: components["schemas"]["Access"];
@@ -1202,6 +1306,11 @@ export interface components {
             memory_gb?: number | null;
             /** @description The table's key in the manifest. */
             name: string;
+            /**
+             * @description What a batch run produces (files or folders, relative to the workspace): `aienv submit`
+             *     copies them back to the node that submitted it when the run ends.
+             */
+            outputs?: string[];
             /** @description container, vm: ports to publish (on 127.0.0.1 unless shared). */
             ports?: number[];
             /** @description Names of the projects this environment uses. */
@@ -1414,6 +1523,12 @@ export interface components {
             lines: string[];
             run_id: string;
         };
+        /** @description A page of a remote run's log (`GET /api/v1/remote/runs/{id}/logs?from=N`). */
+        LogPage: {
+            lines: string[];
+            /** @description The line to ask from next time. */
+            next: number;
+        };
         /** @description A validated `aienv.toml`. */
         Manifest: {
             /** @description Sorted by name. */
@@ -1585,6 +1700,7 @@ export interface components {
              * @description Its API port.
              */
             port: number;
+            resources?: null | components["schemas"]["PeerResources"];
             /** @description Its catalog revision. */
             rev: string;
             scheme: string;
@@ -1604,6 +1720,21 @@ export interface components {
             /** @description How it was found. */
             via: components["schemas"]["Via"];
         };
+        /** @description One GPU of a node, as announced. */
+        PeerGpu: {
+            /** @description Held by a run of that node (its reservation), so not free for another. */
+            held?: boolean;
+            /** Format: int32 */
+            index: number;
+            /**
+             * Format: int64
+             * @description Free memory (rounded to 256 MB), where the driver says.
+             */
+            memory_free_mb?: number | null;
+            /** Format: int64 */
+            memory_mb: number;
+            name: string;
+        };
         /** @description The models one peer offers, or why it offers none to this node. */
         PeerModels: {
             /** @description Why the list is empty when the peer did not answer with one (it refused, or is away). */
@@ -1611,6 +1742,29 @@ export interface components {
             models: components["schemas"]["RepoSummary"][];
             peer_id: string;
             peer_name: string;
+        };
+        /**
+         * @description What a node has free, as it announces it every second: enough for a peer to decide where an
+         *     environment fits without asking.
+         */
+        PeerResources: {
+            /** @description Whether it takes runs from peers (`[remote_runs] access` is not `off`). */
+            accepts_runs?: boolean;
+            /** Format: int32 */
+            cpus: number;
+            gpus?: components["schemas"]["PeerGpu"][];
+            /**
+             * Format: int64
+             * @description Memory available to new processes (rounded to 256 MB, so small changes are not news).
+             */
+            memory_free_mb: number;
+            /** Format: int64 */
+            memory_mb: number;
+            /**
+             * Format: int32
+             * @description Runs live on it now.
+             */
+            runs: number;
         };
         /** @description A folder of the workspace (a `[[project]]` table). */
         Project: {
@@ -1688,6 +1842,52 @@ export interface components {
             optional?: boolean;
             /** Format: int32 */
             timeout_s?: number | null;
+        };
+        /** @description A peer's run on this node, as that peer follows it (`GET /api/v1/remote/runs/{id}`). */
+        RemoteJob: {
+            /** Format: int64 */
+            created_ms: number;
+            environment: string;
+            /** @description Why it could not start. */
+            error?: string | null;
+            id: string;
+            /** @description What is going on, in a sentence ("receiving the workspace from laptop: 40%"). */
+            message: string;
+            phase: components["schemas"]["RemotePhase"];
+            /** @description Who asked (the node id and name it presented, checked against its certificate). */
+            requester_id: string;
+            requester_name: string;
+            run?: null | components["schemas"]["Run"];
+            workspace: string;
+        };
+        /** @enum {string} */
+        RemotePhase: "approving" | "receiving" | "started" | "failed";
+        /** @description A peer asks this node to run an environment (`POST /api/v1/remote/runs`). */
+        RemoteRunRequest: {
+            environment: string;
+            force?: boolean;
+            /**
+             * Format: int32
+             * @description The GPUs it needs and the memory each must have, as the asker read its requirements:
+             *     a node without them free says `no_capacity` at once.
+             */
+            gpus?: number;
+            /** @description A token for the owner's share, when the owner is the asker (a grant it made for this node). */
+            grant?: string | null;
+            /** @description The node whose workspace it is (this node, or the asker, or a third node). */
+            owner_id: string;
+            owner_name: string;
+            /**
+             * @description The address this node was reached at: its tools listen there, so the links work for the
+             *     asker (used when this node listens on every address).
+             */
+            reach?: string | null;
+            /** @description The environment's `outputs` are wanted back when it ends (`aienv submit`). */
+            submit?: boolean;
+            /** Format: int64 */
+            vram_mb?: number;
+            workspace_id: string;
+            workspace_name: string;
         };
         /** @description How the catalog stands with one peer. */
         RemoteStatus: {
@@ -1808,7 +2008,12 @@ export interface components {
             log: string;
             /** @description Notes about how the run was fitted to this machine (a fallback used, software emulation). */
             notes?: string[];
+            /** @description A batch job's outputs, once copied back: where they are on this node. */
+            outputs?: string | null;
+            peer?: null | components["schemas"]["RunPeer"];
             setup?: null | components["schemas"]["SetupProgress"];
+            /** @description Where it runs when started over SSH on a machine without aienv (`user@host[:port]`). */
+            ssh?: string | null;
             /** Format: int64 */
             started_ms: number;
             state: components["schemas"]["RunState"];
@@ -1832,16 +2037,48 @@ export interface components {
             engine: string;
             id: string;
         };
+        /** @description Where a run started from this node runs, when that is a peer. */
+        RunPeer: {
+            id: string;
+            name: string;
+            /** @description The run's id on the peer. */
+            remote_id?: string | null;
+            /**
+             * Format: int64
+             * @description When the peer last answered about it (ms since the epoch).
+             */
+            seen_ms: number;
+        };
         /** @description A new run, as asked through the API or the CLI. */
         RunRequest: {
             environment: string;
             /** @description Start even though this machine lacks what the environment requires. */
             force?: boolean;
+            /**
+             * @description Run it on a peer: its name or id, or `auto` for the node where it fits best (this one
+             *     included). The peer receives the workspace if it lacks it.
+             */
+            on?: string | null;
+            /**
+             * @description The node whose workspace it is (a catalog entry's owner), when not this one: the peer
+             *     that runs it receives it from there.
+             */
+            owner?: string | null;
+            /**
+             * @description Run it on a machine without aienv through the system's `ssh`: `user@host[:port]`. The
+             *     workspace is copied there, and the tools' ports are forwarded back to this node.
+             */
+            ssh?: string | null;
+            /**
+             * @description A batch job (`aienv submit`): its `outputs` are copied back here when it ends; with no
+             *     node free for it, it waits in the queue.
+             */
+            submit?: boolean;
             /** @description Workspace id or name. */
             workspace: string;
         };
         /** @enum {string} */
-        RunState: "starting" | "waiting_ready" | "running" | "stopping" | "stopped" | "exited" | "failed";
+        RunState: "starting" | "waiting_ready" | "running" | "stopping" | "stopped" | "exited" | "failed" | "lost";
         /** @description What a live run uses right now. */
         RunUsage: {
             /**
@@ -3131,6 +3368,262 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    placement: {
+        parameters: {
+            query: {
+                /** @description Workspace id or name. */
+                workspace: string;
+                environment: string;
+                /** @description The node whose workspace it is, for a catalog entry (default: this node). */
+                owner?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Candidate"][];
+                };
+            };
+            /** @description a query parameter is missing or malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    remote_start: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RemoteRunRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RemoteJob"];
+                };
+            };
+            /** @description the request does not name the asking node */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description this node takes runs only from token holders */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description remote runs are off here, or the asker is not a node this one knows */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than the limit (2097152 bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent with `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is JSON of the wrong shape (a missing, unknown or mistyped field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    remote_show: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RemoteJob"];
+                };
+            };
+            /** @description no such run of the asker's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    remote_stop: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RemoteJob"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    remote_logs: {
+        parameters: {
+            query?: {
+                /** @description The first line wanted (0: from the start). */
+                from?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogPage"];
+                };
+            };
+            /** @description a query parameter is missing or malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    remote_outputs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a tar of the environment's `outputs` (application/x-tar) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description it has not ended yet */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

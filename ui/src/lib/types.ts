@@ -13,6 +13,7 @@ export type Peer = S['Peer'];
 export type CatalogEntry = S['CatalogItem'];
 export type CloneJob = S['CloneJob'];
 export type Run = S['Run'];
+export type Candidate = S['Candidate'];
 export type RunUsage = S['RunUsage'];
 export type Resources = S['Resources'];
 export type Requirements = S['Requirements'];

@@ -68,7 +68,7 @@ export async function waitFor(what, check, ms = 15000) {
 }
 
 /** Starts `aienv serve` and waits until it answers. `listen` keeps a port across restarts. */
-export async function startNode(name, { group, dataDir = tempDir(), listen = '127.0.0.1:0', args = [] } = {}) {
+export async function startNode(name, { group, dataDir = tempDir(), listen = '127.0.0.1:0', args = [], env = {} } = {}) {
   const record = join(dataDir, 'node.json');
   rmSync(record, { force: true });
   const log = join(dataDir, 'serve.log');
@@ -76,7 +76,7 @@ export async function startNode(name, { group, dataDir = tempDir(), listen = '12
     bin,
     ['serve', '--data-dir', dataDir, '--name', name, '--listen', listen, '--discovery-interface', '127.0.0.1',
       '--discovery-group', group, ...args],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, AIENV_NODE: '', AIENV_API_KEY: '' } },
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, AIENV_NODE: '', AIENV_API_KEY: '', ...env } },
   );
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));

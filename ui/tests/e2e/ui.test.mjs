@@ -201,4 +201,58 @@ describe('web UI', { skip }, () => {
     assert.ok(existsSync(join(dataDir, 'node.json')));
     await p.close();
   });
+
+  it('runs an environment on the peer with the GPUs from "Run on…", and its link works here', async () => {
+    // The GPUs are simulated (the binary is built with the `test-hooks` feature).
+    const group = await privateGroup();
+    const laptop = await startNode('laptop', { group, env: { AIENV_TEST_RESOURCES: '{"gpus":[]}' } });
+    const gpuBox = await startNode('gpu-box', {
+      group,
+      args: ['--remote-runs', 'peers'],
+      env: { AIENV_TEST_RESOURCES: '{"gpus":[{"name":"H100","memory_gb":80,"free_gb":79},{"name":"H100","memory_gb":80,"free_gb":79}]}' },
+    });
+    const res = await gpuBox.api('GET', '/resources');
+    assert.equal(res.gpus.length, 2, 'build the binary with --features test-hooks (scripts/test.sh does)');
+    await workspace(laptop, join(tempDir(), 'trainer'), `
+[workspace]
+name = "trainer"
+
+[sharing]
+enabled = true
+
+[environment.train]
+kind = "process"
+command = "echo training on GPU $CUDA_VISIBLE_DEVICES; exec sleep 600"
+requires = { gpus = 1, vram_gb = 40 }
+
+[[environment.train.tool]]
+name = "Files"
+command = "exec python3 -m http.server {port} --bind {host}"
+url = "http://{host}:{port}/"
+`, { 'hello.txt': 'hello from the laptop\n' });
+    await waitFor('gpu-box announces its GPUs', async () =>
+      (await laptop.api('GET', '/peers')).some((p) => p.name === 'gpu-box' && p.resources?.gpus?.length === 2));
+    const p = await page(b, `${laptop.url}/#/catalog`);
+    await p.click('[data-testid="catalog-entry"] >> button:has-text("Run on…")');
+    const first = await p.waitForSelector('[data-testid="run-on-candidate"]');
+    assert.match(await first.textContent(), /fits\s*gpu-box: 2 free GPUs, 79 GB free/);
+    const all = await p.locator('[data-testid="run-on-candidate"]').allTextContents();
+    assert.ok(all.some((t) => t.includes('laptop: no GPU')), all.join(' | '));
+    await screenshot(p, 'run-on');
+    await p.click('[data-testid="run-on-candidate"] >> button:has-text("Run on gpu-box")');
+    await p.waitForSelector('[data-testid="run-row"] >> text=running', { timeout: 30000 });
+    await screenshot(p, 'run-on-peer');
+    const href = await p.locator('[data-testid="run-row"] a[href^="http://127.0.0.1:"]').first().getAttribute('href');
+    const r = await fetch(href + 'hello.txt');
+    assert.equal(await r.text(), 'hello from the laptop\n', 'the link points at gpu-box, which received the workspace');
+    const there = await gpuBox.api('GET', '/runs');
+    assert.equal(there.length, 1);
+    assert.match(there[0].notes[0], /started by peer "laptop"/);
+    await p.click('[data-testid="run-row"] a:not([href^="http"])');
+    await p.waitForSelector('[data-testid="run-log"] >> text=training on GPU 0');
+    await p.click('button:has-text("Stop")');
+    await p.waitForSelector('text=stopped');
+    await waitFor('gpu-box stopped it', async () => (await gpuBox.api('GET', '/runs'))[0].state === 'stopped');
+    await p.close();
+  });
 });

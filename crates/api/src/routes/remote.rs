@@ -20,7 +20,7 @@ use crate::error::{ApiError, Body, ErrorBody};
 /// A peer asks this node to run an environment. Answers at once with the job (202); it is
 /// approved (if `[remote_runs] access = "approve"`), the workspace received if this node lacks
 /// it, and the run started, in the background.
-#[utoipa::path(post, path = "/remote/runs", tag = "lan", request_body = RemoteRunRequest,
+#[utoipa::path(post, path = "/remote/runs", operation_id = "remote_start", tag = "lan", request_body = RemoteRunRequest,
     responses(
         (status = 202, body = RemoteJob),
         (status = 400, description = "the request does not name the asking node", body = ErrorBody),
@@ -38,7 +38,7 @@ pub async fn start(
 }
 
 /// A run the asker started here: its phase and, once started, the run.
-#[utoipa::path(get, path = "/remote/runs/{id}", tag = "lan", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/remote/runs/{id}", operation_id = "remote_show", tag = "lan", params(("id" = String, Path)),
     responses((status = 200, body = RemoteJob), (status = 404, description = "no such run of the asker's", body = ErrorBody)))]
 pub async fn show(
     State(node): State<Node>,
@@ -49,7 +49,7 @@ pub async fn show(
 }
 
 /// Stops a run the asker started here.
-#[utoipa::path(delete, path = "/remote/runs/{id}", tag = "lan", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/remote/runs/{id}", operation_id = "remote_stop", tag = "lan", params(("id" = String, Path)),
     responses((status = 200, body = RemoteJob), (status = 404, body = ErrorBody)))]
 pub async fn stop(
     State(node): State<Node>,
@@ -67,7 +67,7 @@ pub struct LogQuery {
 }
 
 /// Lines of a remote run's log, from line `from` on (at most 5,000 at a time).
-#[utoipa::path(get, path = "/remote/runs/{id}/logs", tag = "lan", params(("id" = String, Path), LogQuery),
+#[utoipa::path(get, path = "/remote/runs/{id}/logs", operation_id = "remote_logs", tag = "lan", params(("id" = String, Path), LogQuery),
     responses((status = 200, body = LogPage), (status = 404, body = ErrorBody)))]
 pub async fn logs(
     State(node): State<Node>,
@@ -83,7 +83,7 @@ pub async fn logs(
 }
 
 /// A finished batch run's `outputs`, as a tar.
-#[utoipa::path(get, path = "/remote/runs/{id}/outputs", tag = "lan", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/remote/runs/{id}/outputs", operation_id = "remote_outputs", tag = "lan", params(("id" = String, Path)),
     responses(
         (status = 200, description = "a tar of the environment's `outputs` (application/x-tar)"),
         (status = 400, description = "it has not ended yet", body = ErrorBody),

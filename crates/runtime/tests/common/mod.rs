@@ -46,6 +46,7 @@ pub async fn start(
             resources: &machine,
             fit: &fit,
             run_dir: run_dir.to_path_buf(),
+            host: None,
         },
         &Ports::default(),
     )?;
