@@ -211,6 +211,12 @@ fn a_clone_on_a_host_with_no_route_but_the_peer_rebuilds_its_venv_from_the_peer_
         "{audit}"
     );
 
+    // uv resolved from the wheels' core metadata (PEP 658), served apart, not whole wheels.
+    assert!(
+        audit.contains("\"action\":\"package metadata numpy-"),
+        "{audit}"
+    );
+
     // Locking works offline too (through the LAN), and the next run installs from the lock.
     let locked = lab.json(1, &["env", "lock", "trainer", "train"]);
     assert_eq!(locked["file"], "requirements.lock.txt", "{locked}");

@@ -77,6 +77,9 @@ impl PeerListener {
                         continue;
                     }
                 };
+                // Small answers go out at once: with Nagle's algorithm a TLS record written in two
+                // parts waited for the peer's delayed ACK (about 40 ms per request).
+                let _ = stream.set_nodelay(true);
                 let (tx, acceptor) = (tx.clone(), acceptor.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, sort(stream, acceptor)).await {

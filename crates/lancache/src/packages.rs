@@ -26,6 +26,10 @@ pub struct Dist {
     /// The `Requires-Python` the upstream index gave, when the file came from there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requires_python: Option<String>,
+    /// The SHA-256 of the wheel's core metadata (`FILE.metadata`, PEP 658), when it can be
+    /// served apart: installers then resolve without downloading the whole wheel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_sha256: Option<String>,
 }
 
 /// A project's files as a peer lists them (`GET /api/v1/cache/packages/{project}`).
@@ -54,8 +58,12 @@ pub enum StoreError {
     Io(String, #[source] std::io::Error),
 }
 
-/// A file's size and modification time when it was hashed, and its SHA-256.
-type Hashed = (u64, Option<SystemTime>, String);
+/// A file's size and modification time when it was hashed, its SHA-256, and its wheel's core
+/// metadata with that file's SHA-256.
+type Hashed = (u64, Option<SystemTime>, String, Option<Metadata>);
+
+/// A wheel's core metadata (`*.dist-info/METADATA`) and its SHA-256.
+pub type Metadata = (std::sync::Arc<Vec<u8>>, String);
 
 /// The node's packages: its store and the configured wheel folders.
 #[derive(Debug)]
@@ -88,12 +96,13 @@ impl Store {
             .filter(|(_, name)| project_of(name).is_some_and(|p| p == want))
             .filter(|(_, name)| seen.insert(name.clone()))
             .filter_map(|(path, filename)| {
-                let (size, sha256) = self.hash(&path)?;
+                let (size, sha256, metadata) = self.hash(&path)?;
                 Some(Dist {
                     filename,
                     sha256,
                     size,
                     requires_python: None,
+                    metadata_sha256: metadata.map(|(_, h)| h),
                 })
             })
             .collect()
@@ -158,21 +167,32 @@ impl Store {
             })
     }
 
-    /// The size and SHA-256 of `path`, computed once per version of the file.
-    fn hash(&self, path: &Path) -> Option<(u64, String)> {
+    /// The core metadata of the wheel called `filename`, if this node has it.
+    pub fn metadata(&self, filename: &str) -> Option<Metadata> {
+        let path = self.find(filename)?;
+        self.hash(&path)?.2
+    }
+
+    /// The size and SHA-256 of `path` (and its wheel metadata), computed once per version of
+    /// the file.
+    fn hash(&self, path: &Path) -> Option<(u64, String, Option<Metadata>)> {
         let meta = std::fs::metadata(path).ok()?;
         let (size, mtime) = (meta.len(), meta.modified().ok());
-        if let Some((s, m, h)) = lock(&self.hashes).get(path)
+        if let Some((s, m, h, md)) = lock(&self.hashes).get(path)
             && *s == size
             && *m == mtime
         {
-            return Some((size, h.clone()));
+            return Some((size, h.clone(), md.clone()));
         }
         let mut hasher = Sha256::new();
         std::io::copy(&mut std::fs::File::open(path).ok()?, &mut hasher).ok()?;
         let h = hex(&hasher.finalize());
-        lock(&self.hashes).insert(path.to_path_buf(), (size, mtime, h.clone()));
-        Some((size, h))
+        let md = wheel_metadata(path).map(|bytes| {
+            let sha = sha256_hex(&bytes);
+            (std::sync::Arc::new(bytes), sha)
+        });
+        lock(&self.hashes).insert(path.to_path_buf(), (size, mtime, h.clone(), md.clone()));
+        Some((size, h, md))
     }
 }
 
@@ -219,6 +239,7 @@ impl Incoming {
             sha256: got,
             size: self.size,
             requires_python: None,
+            metadata_sha256: None,
         };
         Ok((self.target.clone(), dist))
     }
@@ -229,6 +250,29 @@ impl Drop for Incoming {
         // After `finish` renamed it this finds nothing; otherwise the partial file goes.
         let _ = std::fs::remove_file(&self.partial);
     }
+}
+
+/// The core metadata of the wheel at `path`: its `NAME.dist-info/METADATA` (`None` for an
+/// sdist, or a wheel without one).
+pub fn wheel_metadata(path: &Path) -> Option<Vec<u8>> {
+    if path.extension().is_none_or(|e| e != "whl") {
+        return None;
+    }
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).ok()?).ok()?;
+    let name = zip
+        .file_names()
+        .find(|n| {
+            n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1
+        })?
+        .to_string();
+    let mut entry = zip.by_name(&name).ok()?;
+    // Core metadata is a few KB; a "METADATA" of many MB is not one.
+    if entry.size() > 16 << 20 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(entry.size() as usize);
+    std::io::Read::read_to_end(&mut entry, &mut out).ok()?;
+    Some(out)
 }
 
 /// A project name as PEP 503 compares them: lowercase, each run of `-`, `_`, `.` one `-`.
@@ -283,11 +327,17 @@ pub fn simple_page(project: &str, files: &[Dist], href: impl Fn(&Dist) -> String
         p = escape(project)
     );
     for f in files {
-        let requires = f.requires_python.as_deref().map_or(String::new(), |r| {
+        let mut attrs = f.requires_python.as_deref().map_or(String::new(), |r| {
             format!(" data-requires-python=\"{}\"", escape(r))
         });
+        // PEP 714's name, and PEP 658's older one for older installers.
+        if let Some(m) = f.metadata_sha256.as_deref().filter(|m| is_sha256(m)) {
+            attrs.push_str(&format!(
+                " data-core-metadata=\"sha256={m}\" data-dist-info-metadata=\"sha256={m}\""
+            ));
+        }
         page.push_str(&format!(
-            "<a href=\"{}#sha256={}\"{requires}>{}</a><br/>\n",
+            "<a href=\"{}#sha256={}\"{attrs}>{}</a><br/>\n",
             escape(&href(f)),
             f.sha256,
             escape(&f.filename)
@@ -407,11 +457,36 @@ mod tests {
         good.write(b"od").unwrap();
         let (path, dist) = good.finish().unwrap();
         assert_eq!(std::fs::read(path).unwrap(), b"good");
-        assert_eq!(s.list("demo"), [dist]);
+        assert_eq!(s.list("demo")[0].sha256, dist.sha256);
         assert!(matches!(
             s.incoming("../x-1.0.tar.gz", "00", "peer"),
             Err(StoreError::BadName(_))
         ));
+    }
+
+    #[test]
+    fn a_wheels_metadata_is_served_apart_with_its_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("demo_pkg-1.0-py3-none-any.whl");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default();
+        zip.start_file("demo_pkg/__init__.py", opts).unwrap();
+        std::io::Write::write_all(&mut zip, b"").unwrap();
+        zip.start_file("demo_pkg-1.0.dist-info/METADATA", opts).unwrap();
+        std::io::Write::write_all(&mut zip, b"Metadata-Version: 2.1\nName: demo-pkg\n").unwrap();
+        zip.finish().unwrap();
+        std::fs::write(dir.path().join("demo_pkg-1.0.tar.gz"), b"sdist").unwrap();
+        let s = Store::new(dir.path().to_path_buf(), vec![]);
+        let (bytes, sha) = s.metadata("demo_pkg-1.0-py3-none-any.whl").unwrap();
+        assert_eq!(&bytes[..], b"Metadata-Version: 2.1\nName: demo-pkg\n");
+        assert_eq!(sha, sha256_hex(&bytes));
+        let listed = s.list("demo-pkg");
+        let wheel = listed.iter().find(|d| d.filename.ends_with(".whl")).unwrap();
+        assert_eq!(wheel.metadata_sha256.as_deref(), Some(sha.as_str()));
+        let sdist = listed.iter().find(|d| d.filename.ends_with(".tar.gz")).unwrap();
+        assert_eq!(sdist.metadata_sha256, None);
+        let page = simple_page("demo-pkg", &listed, |f| f.filename.clone());
+        assert!(page.contains(&format!("data-core-metadata=\"sha256={sha}\"")), "{page}");
     }
 
     #[test]
@@ -421,6 +496,7 @@ mod tests {
             sha256: "ab".repeat(32),
             size: 1,
             requires_python: Some(">=3.9".into()),
+            metadata_sha256: None,
         };
         let page = simple_page("a", &[d], |f| format!("../../files/{}", f.filename));
         assert!(page.contains(&format!(

@@ -27,7 +27,8 @@ use crate::{Node, NodeError, Result, lock};
 /// How long a peer or the upstream index has to list a project.
 const LIST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Where a listed file can be fetched from.
+/// Where a listed file can be fetched from (and its core metadata, at `URL.metadata`, when the
+/// listing gave its hash).
 #[derive(Debug, Clone)]
 struct Source {
     dist: Dist,
@@ -42,6 +43,8 @@ pub(crate) struct Index {
     sources: std::sync::Mutex<HashMap<String, Source>>,
     /// Files being fetched now: one fetch per file (an installer may ask twice at once).
     inflight: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Core metadata fetched from peers or upstream (small), by wheel file name.
+    metadata: std::sync::Mutex<HashMap<String, bytes::Bytes>>,
     pub(crate) stats: Stats,
 }
 
@@ -95,6 +98,16 @@ impl Node {
         self.package_store().find(filename).ok_or_else(|| {
             NodeError::NotFound(format!("this node has no package file {filename:?}"))
         })
+    }
+
+    /// The core metadata of this node's own wheel `filename`, for a peer.
+    pub fn cached_package_metadata(&self, filename: &str) -> Result<bytes::Bytes> {
+        self.package_store()
+            .metadata(filename)
+            .map(|(b, _)| bytes::Bytes::from(b.to_vec()))
+            .ok_or_else(|| {
+                NodeError::NotFound(format!("this node has no metadata of {filename:?}"))
+            })
     }
 
     /// The URL of this node's package index, for installers on this machine; `None` when the
@@ -186,6 +199,51 @@ impl Node {
         }
     }
 
+    /// The core metadata of wheel `filename` (PEP 658): from the store, or fetched from where
+    /// the listing found the wheel and checked against the hash it gave.
+    pub async fn index_metadata(&self, filename: &str) -> Result<bytes::Bytes> {
+        if let Some((bytes, _)) = self.package_store().metadata(filename) {
+            return Ok(bytes::Bytes::from(bytes.to_vec()));
+        }
+        if let Some(b) = lock(&self.inner.index.metadata).get(filename) {
+            return Ok(b.clone());
+        }
+        let source = lock(&self.inner.index.sources).get(filename).cloned();
+        let Some((source, want)) =
+            source.and_then(|s| s.dist.metadata_sha256.clone().map(|m| (s, m)))
+        else {
+            return Err(NodeError::NotFound(format!(
+                "no metadata of {filename:?} is listed; installers fall back to the wheel"
+            )));
+        };
+        let (client, headers) = match &source.peer {
+            Some((id, _)) => (self.peer_http(&self.find_peer(id)?)?, self.cache_headers(id)),
+            None => (upstream_client(), reqwest::header::HeaderMap::new()),
+        };
+        let failed = |what: String| {
+            NodeError::Fetch(format!("cannot fetch the metadata of {filename}: {what}"))
+        };
+        let res = client
+            .get(format!("{}.metadata", source.url))
+            .headers(headers)
+            .timeout(LIST_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        if !res.status().is_success() {
+            return Err(failed(format!("it answered {}", res.status())));
+        }
+        let bytes = res.bytes().await.map_err(|e| failed(e.to_string()))?;
+        let got = aienv_lancache::packages::sha256_hex(&bytes);
+        if got != want {
+            return Err(failed(format!(
+                "its SHA-256 is {got}, but the listing said {want}; it was not used"
+            )));
+        }
+        lock(&self.inner.index.metadata).insert(filename.to_string(), bytes.clone());
+        Ok(bytes)
+    }
+
     /// The project's files on each online peer, asked at once; silent peers are skipped.
     async fn peer_listings(&self, project: &str) -> Vec<(Dist, Source)> {
         let asks = self.peers().into_iter().map(|peer| async move {
@@ -261,12 +319,14 @@ impl Node {
                 .filter_map(|f| {
                     let sha256 = f.hashes.get("sha256")?.to_ascii_lowercase();
                     let url = base.join(&f.url).ok()?.to_string();
+                    let metadata_sha256 = f.metadata_sha256();
                     Some(Source {
                         dist: Dist {
                             filename: f.filename,
                             sha256,
                             size: f.size.unwrap_or(0),
                             requires_python: f.requires_python,
+                            metadata_sha256,
                         },
                         url,
                         peer: None,
@@ -420,6 +480,19 @@ mod pep691 {
         pub size: Option<u64>,
         #[serde(default)]
         pub yanked: Yanked,
+        /// PEP 714's name for PEP 658's `dist-info-metadata`: `{"sha256": ...}`, or a bool.
+        #[serde(default, rename = "core-metadata")]
+        pub core_metadata: Option<serde_json::Value>,
+        #[serde(default, rename = "dist-info-metadata")]
+        pub dist_info_metadata: Option<serde_json::Value>,
+    }
+
+    impl File {
+        /// The metadata's SHA-256, when the index serves it apart and says its hash.
+        pub fn metadata_sha256(&self) -> Option<String> {
+            let v = self.core_metadata.as_ref().or(self.dist_info_metadata.as_ref())?;
+            v.get("sha256")?.as_str().map(str::to_ascii_lowercase)
+        }
     }
 
     /// `false`, `true`, or the reason (a string, which also means yanked).

@@ -12,7 +12,7 @@ use aienv_node::lan_cache::Part;
 use aienv_node::{IndexFile, Node};
 use axum::body::Body as HttpBody;
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::blocking;
@@ -50,6 +50,16 @@ pub async fn peer_file(
     Path((_project, filename)): Path<(String, String)>,
     super::Who(who): super::Who,
 ) -> Result<Response, ApiError> {
+    // `FILE.metadata`: the wheel's core metadata (PEP 658), a few KB.
+    if let Some(wheel) = filename.strip_suffix(".metadata") {
+        let wheel = wheel.to_string();
+        let bytes = blocking(move || {
+            node.authorize_cache(Part::Packages, &who, &format!("package metadata {wheel}"))?;
+            node.cached_package_metadata(&wheel)
+        })
+        .await?;
+        return Ok(immutable(bytes.to_vec().into_response()));
+    }
     let path = blocking(move || {
         node.authorize_cache(Part::Packages, &who, &format!("package {filename}"))?;
         node.cached_package_file(&filename)
@@ -69,12 +79,14 @@ pub async fn index_root(State(node): State<Node>) -> Result<Html<String>, ApiErr
 #[utoipa::path(get, path = "/index/simple/{project}/", tag = "packages",
     params(("project" = String, Path, description = "project name, any spelling")),
     responses(
-        (status = 200, description = "a PEP 503 project page (HTML), each link with its SHA-256"),
+        (status = 200, description = "a PEP 503 project page (HTML), each link with its SHA-256 (and its core metadata's, PEP 658, where served)"),
+        (status = 304, description = "unchanged since the tag the installer sent (If-None-Match)"),
         (status = 404, description = "no one has files of this project", body = ErrorBody)))]
 pub async fn index_project(
     State(node): State<Node>,
     Path(project): Path<String>,
-) -> Result<Html<String>, ApiError> {
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
     let files = node.index_listing(&project).await;
     if files.is_empty() {
         return Err(aienv_node::NodeError::NotFound(format!(
@@ -82,9 +94,27 @@ pub async fn index_project(
         ))
         .into());
     }
-    Ok(Html(simple_page(&project, &files, |f| {
-        format!("../../files/{}", f.filename)
-    })))
+    let page = simple_page(&project, &files, |f| format!("../../files/{}", f.filename));
+    // Installers that cached the page ask again with its tag: unchanged, it need not travel.
+    let etag = format!("\"{}\"", &aienv_lancache::packages::sha256_hex(page.as_bytes())[..16]);
+    let same = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut res = if same {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        Html(page).into_response()
+    };
+    res.headers_mut().insert(
+        header::ETAG,
+        header::HeaderValue::from_str(&etag).expect("hex is a header value"),
+    );
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("max-age=0, must-revalidate"),
+    );
+    Ok(res)
 }
 
 /// A file of the simple index: from this node's store, or fetched from the peer or upstream index
@@ -99,6 +129,10 @@ pub async fn index_file(
     State(node): State<Node>,
     Path(filename): Path<String>,
 ) -> Result<Response, ApiError> {
+    if let Some(wheel) = filename.strip_suffix(".metadata") {
+        let bytes = node.index_metadata(wheel).await?;
+        return Ok(immutable(bytes.into_response()));
+    }
     match node.index_file(&filename).await? {
         IndexFile::Stored(path) => file_response(&path).await,
         IndexFile::Fetching { body, size } => {
@@ -114,7 +148,7 @@ pub async fn index_file(
             if let Some(size) = size {
                 headers.insert(header::CONTENT_LENGTH, size.into());
             }
-            Ok(res)
+            Ok(immutable(res))
         }
     }
 }
@@ -132,12 +166,24 @@ async fn file_response(path: &std::path::Path) -> Result<Response, ApiError> {
         file,
         256 * 1024,
     ));
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (header::CONTENT_LENGTH, len.to_string()),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(immutable(
+        (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                (header::CONTENT_LENGTH, len.to_string()),
+            ],
+            body,
+        )
+            .into_response(),
+    ))
+}
+
+/// A distribution file never changes under its name (and installers check its hash): caches
+/// may keep it for good instead of asking again.
+fn immutable(mut res: Response) -> Response {
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    res
 }
