@@ -20,6 +20,8 @@ use aienv_runtime::placement::{self, Candidate, Needs, NodeView};
 
 use crate::{Node, NodeError, Result, lock, now_ms};
 
+/// The set-up step of a run that is placed on a peer (or waits to be).
+const REMOTE_STEP: &str = "remote";
 /// How often the peer is asked about a run.
 const POLL: Duration = Duration::from_secs(1);
 /// How long a peer may stay silent before its run is shown as lost.
@@ -45,6 +47,14 @@ impl Node {
     /// Whether the request names another node to run on, or another node's workspace.
     pub(crate) fn runs_elsewhere(&self, req: &RunRequest) -> bool {
         req.on.is_some() || req.owner.as_deref().is_some_and(|o| !self.is_me(o))
+    }
+
+    /// Whether `run` is one this node started on a peer: placed (`peer` set), or still waiting
+    /// to be placed (a queued job: its set-up step is `remote`, and nothing runs here).
+    pub(crate) fn runs_on_peer(run: &Run) -> bool {
+        run.peer.is_some()
+            || (run.handle == RunHandle::None
+                && run.setup.as_ref().is_some_and(|s| s.step == REMOTE_STEP))
     }
 
     fn is_me(&self, key: &str) -> bool {
@@ -591,7 +601,7 @@ impl Node {
     fn set_setup(&self, id: &str, message: String) {
         self.update_run(id, |r| {
             r.setup = Some(SetupProgress {
-                step: "remote".into(),
+                step: REMOTE_STEP.into(),
                 message,
                 ..Default::default()
             });

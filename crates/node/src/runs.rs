@@ -210,10 +210,7 @@ impl Node {
     /// Stops a run: a graceful signal, then a kill; nothing of it is left afterwards.
     pub async fn stop_run(&self, id: &str) -> Result<Run> {
         let run = self.run(id)?;
-        if run.peer.is_some()
-            || (run.handle == RunHandle::None
-                && run.setup.as_ref().is_some_and(|s| s.step == "remote"))
-        {
+        if Self::runs_on_peer(&run) {
             if run.state.is_final() {
                 return Err(NodeError::InvalidRequest(format!(
                     "run {id} is not running (it is {}); nothing to stop",
