@@ -1223,6 +1223,11 @@ export interface components {
         /** @description One distribution file (a wheel or an sdist). */
         Dist: {
             filename: string;
+            /**
+             * @description The SHA-256 of the wheel's core metadata (`FILE.metadata`, PEP 658), when it can be
+             *     served apart: installers then resolve without downloading the whole wheel.
+             */
+            metadata_sha256?: string | null;
             /** @description The `Requires-Python` the upstream index gave, when the file came from there. */
             requires_python?: string | null;
             /** @description The SHA-256 of the file, lowercase hex. */
@@ -2995,8 +3000,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description a PEP 503 project page (HTML), each link with its SHA-256 */
+            /** @description a PEP 503 project page (HTML), each link with its SHA-256 (and its core metadata's, PEP 658, where served) */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description unchanged since the tag the installer sent (If-None-Match) */
+            304: {
                 headers: {
                     [name: string]: unknown;
                 };
