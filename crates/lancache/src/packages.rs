@@ -261,9 +261,7 @@ pub fn wheel_metadata(path: &Path) -> Option<Vec<u8>> {
     let mut zip = zip::ZipArchive::new(std::fs::File::open(path).ok()?).ok()?;
     let name = zip
         .file_names()
-        .find(|n| {
-            n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1
-        })?
+        .find(|n| n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1)?
         .to_string();
     let mut entry = zip.by_name(&name).ok()?;
     // Core metadata is a few KB; a "METADATA" of many MB is not one.
@@ -472,7 +470,8 @@ mod tests {
         let opts = zip::write::SimpleFileOptions::default();
         zip.start_file("demo_pkg/__init__.py", opts).unwrap();
         std::io::Write::write_all(&mut zip, b"").unwrap();
-        zip.start_file("demo_pkg-1.0.dist-info/METADATA", opts).unwrap();
+        zip.start_file("demo_pkg-1.0.dist-info/METADATA", opts)
+            .unwrap();
         std::io::Write::write_all(&mut zip, b"Metadata-Version: 2.1\nName: demo-pkg\n").unwrap();
         zip.finish().unwrap();
         std::fs::write(dir.path().join("demo_pkg-1.0.tar.gz"), b"sdist").unwrap();
@@ -481,12 +480,21 @@ mod tests {
         assert_eq!(&bytes[..], b"Metadata-Version: 2.1\nName: demo-pkg\n");
         assert_eq!(sha, sha256_hex(&bytes));
         let listed = s.list("demo-pkg");
-        let wheel = listed.iter().find(|d| d.filename.ends_with(".whl")).unwrap();
+        let wheel = listed
+            .iter()
+            .find(|d| d.filename.ends_with(".whl"))
+            .unwrap();
         assert_eq!(wheel.metadata_sha256.as_deref(), Some(sha.as_str()));
-        let sdist = listed.iter().find(|d| d.filename.ends_with(".tar.gz")).unwrap();
+        let sdist = listed
+            .iter()
+            .find(|d| d.filename.ends_with(".tar.gz"))
+            .unwrap();
         assert_eq!(sdist.metadata_sha256, None);
         let page = simple_page("demo-pkg", &listed, |f| f.filename.clone());
-        assert!(page.contains(&format!("data-core-metadata=\"sha256={sha}\"")), "{page}");
+        assert!(
+            page.contains(&format!("data-core-metadata=\"sha256={sha}\"")),
+            "{page}"
+        );
     }
 
     #[test]

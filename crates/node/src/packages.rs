@@ -217,7 +217,10 @@ impl Node {
             )));
         };
         let (client, headers) = match &source.peer {
-            Some((id, _)) => (self.peer_http(&self.find_peer(id)?)?, self.cache_headers(id)),
+            Some((id, _)) => (
+                self.peer_http(&self.find_peer(id)?)?,
+                self.cache_headers(id),
+            ),
             None => (upstream_client(), reqwest::header::HeaderMap::new()),
         };
         let failed = |what: String| {
@@ -490,7 +493,10 @@ mod pep691 {
     impl File {
         /// The metadata's SHA-256, when the index serves it apart and says its hash.
         pub fn metadata_sha256(&self) -> Option<String> {
-            let v = self.core_metadata.as_ref().or(self.dist_info_metadata.as_ref())?;
+            let v = self
+                .core_metadata
+                .as_ref()
+                .or(self.dist_info_metadata.as_ref())?;
             v.get("sha256")?.as_str().map(str::to_ascii_lowercase)
         }
     }

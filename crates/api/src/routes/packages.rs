@@ -96,7 +96,10 @@ pub async fn index_project(
     }
     let page = simple_page(&project, &files, |f| format!("../../files/{}", f.filename));
     // Installers that cached the page ask again with its tag: unchanged, it need not travel.
-    let etag = format!("\"{}\"", &aienv_lancache::packages::sha256_hex(page.as_bytes())[..16]);
+    let etag = format!(
+        "\"{}\"",
+        &aienv_lancache::packages::sha256_hex(page.as_bytes())[..16]
+    );
     let same = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
