@@ -73,3 +73,21 @@ pub fn bytes(n: u64) -> String {
         format!("{v:.1} {}", units[u])
     }
 }
+
+/// A bar of bytes moved (clones, model pulls), hidden for `--json`.
+pub fn bytes_bar(json: bool, message: String) -> indicatif::ProgressBar {
+    let bar = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(0)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(message);
+    bar
+}

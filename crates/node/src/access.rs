@@ -264,18 +264,7 @@ impl Node {
             return Err(e);
         }
         let timeout = Duration::from_secs(self.inner.config.approve_timeout_s);
-        let now = now_ms();
-        let request = AccessRequest {
-            id: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
-            workspace_id: w.id.clone(),
-            workspace: w.name.clone(),
-            peer_id: who.peer_id.clone(),
-            peer_name: who.peer_name.clone(),
-            from: who.from.clone(),
-            requested_ms: now,
-            expires_ms: now + timeout.as_millis() as u64,
-        };
-        let (approved, timed_out) = self.ask_owner(request, timeout).await;
+        let (approved, timed_out) = self.ask_owner(&w.id, w.name.clone(), who, timeout).await;
         let owner = &self.inner.config.name;
         let verdict = if approved {
             let to = who.peer_name.clone().unwrap_or_else(|| who.from.clone());
@@ -317,11 +306,26 @@ impl Node {
 
     /// Puts `request` before the owner (event, web UI, tray, `aienv access`) and waits for the
     /// answer, at most `timeout`: (approved, timed out).
+    /// `what` is what the request asks, as the owner reads it (a workspace's name, "run WS/ENV
+    /// here").
     pub(crate) async fn ask_owner(
         &self,
-        request: AccessRequest,
+        workspace_id: &str,
+        what: String,
+        who: &Requester,
         timeout: Duration,
     ) -> (bool, bool) {
+        let now = now_ms();
+        let request = AccessRequest {
+            id: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
+            workspace_id: workspace_id.to_string(),
+            workspace: what,
+            peer_id: who.peer_id.clone(),
+            peer_name: who.peer_name.clone(),
+            from: who.from.clone(),
+            requested_ms: now,
+            expires_ms: now + timeout.as_millis() as u64,
+        };
         let (tx, rx) = oneshot::channel();
         lock(&self.inner.approvals).insert(request.id.clone(), (request.clone(), tx));
         // Gone from the pending list however this ends, the requester hanging up included.

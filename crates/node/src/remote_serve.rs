@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use aienv_core::access::AccessRequest;
 use aienv_core::clone::CloneState;
 use aienv_core::config::RemoteAccess;
 use aienv_core::run::{RemoteJob, RemotePhase, RemoteRunRequest, RunRequest};
@@ -327,18 +326,8 @@ impl Node {
     /// Asks this node's owner (web UI, tray, `aienv access approve`) and waits for the answer.
     async fn approve_remote(&self, req: &RemoteRunRequest, who: &Requester) -> Result<()> {
         let timeout = Duration::from_secs(self.inner.config.approve_timeout_s);
-        let now = now_ms();
-        let request = AccessRequest {
-            id: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
-            workspace_id: req.workspace_id.clone(),
-            workspace: format!("run {}/{} here", req.workspace_name, req.environment),
-            peer_id: who.peer_id.clone(),
-            peer_name: who.peer_name.clone(),
-            from: who.from.clone(),
-            requested_ms: now,
-            expires_ms: now + timeout.as_millis() as u64,
-        };
-        let (approved, timed_out) = self.ask_owner(request, timeout).await;
+        let asked = format!("run {}/{} here", req.workspace_name, req.environment);
+        let (approved, timed_out) = self.ask_owner(&req.workspace_id, asked, who, timeout).await;
         let what = format!("run {}/{}", req.workspace_name, req.environment);
         let verified = self.verified(who);
         let owner = &self.inner.config.name;

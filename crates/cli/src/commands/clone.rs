@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use aienv_core::clone::{CloneJob, CloneState};
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 use serde_json::json;
 
@@ -127,19 +126,7 @@ async fn follow(c: &Client, mut job: CloneJob, detach: bool) -> anyhow::Result<(
         });
         return Ok(());
     }
-    let bar = if c.json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .expect("template")
-        .progress_chars("=> "),
-    );
-    bar.set_message(format!("{}/{}", job.peer_name, job.workspace_name));
+    let bar = crate::output::bytes_bar(c.json, format!("{}/{}", job.peer_name, job.workspace_name));
     while job.state == CloneState::Running {
         // Often enough that a small pull is not kept waiting for the next look.
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -6,7 +6,6 @@ use aienv_node::models::{
     ModelPull, ModelPullRequest, ModelsOverview, PullState, RepoKind, RepoSummary,
 };
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 
 use crate::client::{Client, seg};
@@ -144,19 +143,7 @@ async fn pull(c: &Client, a: PullArgs) -> anyhow::Result<()> {
         });
         return Ok(());
     }
-    let bar = if c.json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .expect("template")
-        .progress_chars("=> "),
-    );
-    bar.set_message(format!("{} from {}", p.repo, p.peer_name));
+    let bar = crate::output::bytes_bar(c.json, format!("{} from {}", p.repo, p.peer_name));
     while p.state == PullState::Running {
         tokio::time::sleep(Duration::from_millis(50)).await;
         p = c.get(&format!("/models/pulls/{}", seg(&p.id))).await?;
