@@ -69,7 +69,9 @@ else
 fi
 
 step "API fuzzing: Schemathesis against a live node (no 5xx; every answer as the OpenAPI document says)"
-scripts/schemathesis.sh
+# The binary built above: building it again here without test-hooks would replace it, and the
+# UI's end-to-end tests below need the hook.
+AIENV_BIN="${CARGO_TARGET_DIR:-target}/debug/aienv" scripts/schemathesis.sh
 
 step "web UI end-to-end: real nodes, real Chromium (screenshots in ui/test-results/screens/)"
 npm --prefix ui run --silent test:e2e
