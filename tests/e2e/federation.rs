@@ -250,13 +250,21 @@ fn a_run_goes_to_the_peer_with_the_gpus_and_its_link_log_and_stop_work_from_here
     );
     // It comes back: the same data dir, the run adopted there, and here it runs again.
     gpu_box
-        .restart(&["--discovery-group", &group, "--remote-runs", "peers"])
+        .restart_with_env(
+            &["--discovery-group", &group, "--remote-runs", "peers"],
+            &[("AIENV_TEST_RESOURCES", TWO_H100)],
+        )
         .unwrap();
     let back = wait_for("the run is back", Duration::from_secs(20), || {
         let r = run_of(&laptop, &lost_id);
         (r["state"] == "running").then_some(r)
     });
     assert_eq!(back["peer"]["name"], "gpu-box");
+    // The restarted node holds the run's GPU again: it is not offered to anyone else.
+    wait_for("GPU 1 held again", Duration::from_secs(5), || {
+        (gpu_held(&laptop, "gpu-box") == [false, true]).then_some(())
+    });
+    assert_eq!(back["gpus"], serde_json::json!([1]), "{back}");
     let out = laptop.cli(&["stop", &lost_id]);
     assert!(out.status.success(), "{:?}", text(&out));
     drop(small);

@@ -188,9 +188,14 @@ impl TestNode {
 
     /// Starts the node again on the same data dir (after a crash or a stop), keeping its files.
     pub fn restart(&mut self, extra: &[&str]) -> anyhow::Result<()> {
+        self.restart_with_env(extra, &[])
+    }
+
+    /// [`TestNode::restart`] with environment variables for the new node process.
+    pub fn restart_with_env(&mut self, extra: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
         self.crash();
         let tmp = self._tmp.take();
-        let mut fresh = TestNode::start_in(&self.data_dir, &self.name, extra)?;
+        let mut fresh = TestNode::start_in_env(&self.data_dir, &self.name, extra, env)?;
         fresh._tmp = tmp;
         self.keep_runs = true;
         *self = fresh;

@@ -35,6 +35,9 @@ pub struct Run {
     /// How setting up its Python goes, while the run is starting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup: Option<SetupProgress>,
+    /// The GPUs (indices on the node that runs it) it holds until it ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<u32>,
     /// Set when it runs on a peer: the state, tools and log here mirror the peer's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<RunPeer>,

@@ -351,6 +351,7 @@ impl Node {
             ended_ms: None,
             setup: None,
             ssh: None,
+            gpus: Vec::new(),
             peer: None,
             outputs: None,
         };
@@ -453,6 +454,7 @@ impl Node {
                         r.error = None;
                     }
                     r.tools = remote.tools.clone();
+                    r.gpus = remote.gpus.clone();
                     r.exit_code = remote.exit_code;
                     r.setup = remote.setup.clone();
                     for n in &remote.notes {

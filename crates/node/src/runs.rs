@@ -194,6 +194,7 @@ impl Node {
             started_ms: now_ms(),
             ended_ms: None,
             setup: None,
+            gpus: gpus.clone(),
             peer: None,
             outputs: None,
             ssh: ssh.map(|t| t.to_string()),
@@ -490,6 +491,10 @@ impl Node {
             return;
         };
         tracing::info!(run = %run.id, "found run {}/{} again", run.workspace_name, run.environment);
+        // Its GPUs are its own again: nobody else gets them while it runs.
+        if !run.gpus.is_empty() {
+            lock(&self.inner.held_gpus).insert(run.id.clone(), run.gpus.clone());
+        }
         lock(&self.inner.live_runs).insert(run.id.clone(), running.clone());
         self.spawn_log_follower(&run.id, &run.log, None);
         let node = self.clone();
