@@ -222,6 +222,19 @@ pub struct RemoteJob {
     pub created_ms: u64,
 }
 
+/// What changed about a peer's run since the asker last looked
+/// (`GET /api/v1/remote/runs/{id}/changes`): answered as soon as anything did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RemoteUpdate {
+    pub job: RemoteJob,
+    /// A tag of `job` as it is now; sent back as `seen`, it means "tell me when this changes".
+    pub version: String,
+    /// New log lines, from the line asked for.
+    pub lines: Vec<String>,
+    /// The line to ask from next time.
+    pub next: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RemotePhase {

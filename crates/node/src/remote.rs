@@ -3,17 +3,19 @@
 //! its state, tools (links that point at the peer), log (copied into the run's log file here, so
 //! `aienv logs` works even after the peer is gone) and, for a batch job, its outputs copied back.
 //!
-//! The peer is asked about the run every second. A peer that stops answering makes the run
-//! `lost`, not gone: it may still run there, and when the peer answers again the run picks up
-//! where it is. Stopping the run here stops it there.
+//! The run is followed through the peer's changes endpoint: one request held open by the peer
+//! until the run changes there (its event stream wakes it), so state and log lines arrive at
+//! once. A peer that stops answering or leaves the LAN makes the run `lost`, not gone: it may
+//! still run there, and when the peer answers again the run picks up where it is. Stopping the
+//! run here stops it there.
 
 use std::io::Write;
 use std::time::Duration;
 
 use aienv_core::peer::Peer;
 use aienv_core::run::{
-    LogLines, RemoteJob, RemotePhase, RemoteRunRequest, Run, RunHandle, RunPeer, RunRequest,
-    RunState, SetupProgress,
+    LogLines, RemoteJob, RemotePhase, RemoteRunRequest, RemoteUpdate, Run, RunHandle, RunPeer,
+    RunRequest, RunState, SetupProgress,
 };
 use aienv_core::{Environment, Event, Workspace};
 use aienv_runtime::placement::{self, Candidate, Needs, NodeView};
@@ -22,8 +24,11 @@ use crate::{Node, NodeError, Result, lock, now_ms};
 
 /// The set-up step of a run that is placed on a peer (or waits to be).
 const REMOTE_STEP: &str = "remote";
-/// How often the peer is asked about a run.
+/// How often the peer table is looked at while a changes request is open, and the pause after
+/// a failed one.
 const POLL: Duration = Duration::from_secs(1);
+/// How long the peer may hold a changes request open when nothing changes.
+const CHANGES_WAIT: Duration = Duration::from_secs(15);
 /// How long a peer may stay silent before its run is shown as lost.
 const LOST_AFTER: Duration = Duration::from_secs(5);
 /// How often a queued job looks for a node again.
@@ -360,9 +365,12 @@ impl Node {
         Ok(run)
     }
 
-    /// Follows run `id` on its peer until it ends there (or is stopped here).
+    /// Follows run `id` on its peer until it ends there (or is stopped here): one changes
+    /// request open at a time, answered by the peer as soon as anything changes; meanwhile the
+    /// peer table is watched, so a peer that leaves the LAN makes the run lost within seconds.
     pub(crate) async fn follow(&self, id: &str, submit: bool) {
         let mut next_line = 0usize;
+        let mut seen: Option<String> = None;
         let mut silent_since: Option<std::time::Instant> = None;
         loop {
             let Ok(run) = self.run(id) else { return };
@@ -370,68 +378,83 @@ impl Node {
                 return;
             }
             let Some(at) = run.peer.clone() else { return };
-            match self.poll_peer(&at, next_line).await {
-                Ok((job, lines, next)) => {
+            let gone = async {
+                loop {
+                    tokio::time::sleep(POLL).await;
+                    if !self.peers().iter().any(|p| p.id == at.id) {
+                        return;
+                    }
+                }
+            };
+            let answer = tokio::select! {
+                a = self.changes(&at, seen.as_deref(), next_line) => a,
+                () = gone => Err(NodeError::Fetch("it left the LAN".into())),
+            };
+            match answer {
+                Ok(update) => {
                     silent_since = None;
-                    next_line = next;
-                    self.append_log(&run, lines);
-                    if self.mirror(id, &at, job, submit).await {
+                    next_line = update.next;
+                    seen = Some(update.version);
+                    self.append_log(&run, update.lines);
+                    if self.mirror(id, &at, update.job, submit).await {
                         return;
                     }
                 }
                 Err(e) => {
+                    // The next answer must come at once, changed or not: the run may be shown
+                    // as lost here while nothing changed there.
+                    seen = None;
                     let since = *silent_since.get_or_insert_with(std::time::Instant::now);
                     let gone = !self.peers().iter().any(|p| p.id == at.id);
                     if (gone || since.elapsed() >= LOST_AFTER) && run.state != RunState::Lost {
-                        let why = if gone {
-                            "left the LAN".to_string()
-                        } else {
-                            format!("stopped answering: {e}")
-                        };
-                        let seen = at.seen_ms;
-                        self.update_run(id, |r| {
-                            r.state = RunState::Lost;
-                            r.error = Some(format!(
-                                "{:?} {why}; the run may still be going there (last heard of {} s \
-                                 ago). It comes back here when the peer does",
-                                at.name,
-                                now_ms().saturating_sub(seen) / 1000
-                            ));
-                        });
+                        self.mark_lost(id, &at, gone, &e);
                     }
+                    // Not at once again: the peer is away, or refused.
+                    tokio::time::sleep(POLL).await;
                 }
             }
-            tokio::time::sleep(POLL).await;
         }
     }
 
-    /// The job and its new log lines.
-    async fn poll_peer(
-        &self,
-        at: &RunPeer,
-        from: usize,
-    ) -> Result<(RemoteJob, Vec<String>, usize)> {
+    fn mark_lost(&self, id: &str, at: &RunPeer, gone: bool, e: &NodeError) {
+        let why = if gone {
+            "left the LAN".to_string()
+        } else {
+            format!("stopped answering: {e}")
+        };
+        let seen = at.seen_ms;
+        self.update_run(id, |r| {
+            r.state = RunState::Lost;
+            r.error = Some(format!(
+                "{:?} {why}; the run may still be going there (last heard of {} s ago). It \
+                 comes back here when the peer does",
+                at.name,
+                now_ms().saturating_sub(seen) / 1000
+            ));
+        });
+    }
+
+    /// The peer's next update about the run (held open by the peer until something changes).
+    async fn changes(&self, at: &RunPeer, seen: Option<&str>, from: usize) -> Result<RemoteUpdate> {
         let peer = self.find_peer(&at.id)?;
         let remote = at.remote_id.clone().unwrap_or_default();
-        let http = self.peer_http(&peer)?;
-        let base = format!("{}/api/v1/remote/runs/{remote}", peer.url);
-        let res = http
-            .get(&base)
+        let mut url = format!(
+            "{}/api/v1/remote/runs/{remote}/changes?from={from}&wait={}",
+            peer.url,
+            CHANGES_WAIT.as_secs()
+        );
+        if let Some(seen) = seen {
+            url.push_str(&format!("&seen={seen}"));
+        }
+        let res = self
+            .peer_http(&peer)?
+            .get(url)
             .headers(self.cache_headers(&peer.id))
-            .timeout(Duration::from_secs(3))
+            .timeout(CHANGES_WAIT + Duration::from_secs(5))
             .send()
             .await
             .map_err(|e| unreachable(&peer, &e))?;
-        let job = read_answer(&peer, res).await?;
-        let res = http
-            .get(format!("{base}/logs?from={from}"))
-            .headers(self.cache_headers(&peer.id))
-            .timeout(Duration::from_secs(3))
-            .send()
-            .await
-            .map_err(|e| unreachable(&peer, &e))?;
-        let page: LogPage = read_answer(&peer, res).await?;
-        Ok((job, page.lines, page.next))
+        read_answer(&peer, res).await
     }
 
     /// Shows the peer's view of the run here; true once it ended (and its outputs, for a job,

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use aienv_core::clone::CloneState;
 use aienv_core::config::RemoteAccess;
-use aienv_core::run::{RemoteJob, RemotePhase, RemoteRunRequest, RunRequest};
+use aienv_core::run::{RemoteJob, RemotePhase, RemoteRunRequest, RemoteUpdate, RunRequest};
 
 use crate::access::Requester;
 use crate::clones::CloneRequest;
@@ -29,6 +29,17 @@ use crate::{Node, NodeError, Result, lock, now_ms};
 const AUDIT_NAME: &str = "(remote run)";
 
 const JOBS_FILE: &str = "remote-jobs.json";
+
+/// The longest a changes request is held open (below the API's 30 s request limit).
+const MAX_WAIT: Duration = Duration::from_secs(20);
+
+/// A short tag of a job as it is now.
+fn version_of(job: &RemoteJob) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(job).unwrap_or_default().hash(&mut h);
+    format!("{:016x}", h.finish())
+}
 
 /// The name a job's GPUs are held under until its run holds them.
 fn job_hold(id: &str) -> String {
@@ -161,6 +172,55 @@ impl Node {
             }),
         }
         self.remote_job(id, who)
+    }
+
+    /// The job and its new log lines as soon as either changed (the job no longer what `seen`
+    /// tags, or lines past `from`), or after `wait` with what there is: the asker's follower
+    /// holds one such request open, so changes reach it at once, pushed by this node's event
+    /// stream, and a silent peer shows as a failed request.
+    pub async fn remote_job_changes(
+        &self,
+        id: &str,
+        who: &Requester,
+        seen: Option<&str>,
+        from: usize,
+        wait: Duration,
+    ) -> Result<RemoteUpdate> {
+        let mut events = self.subscribe();
+        let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
+        let mut log_len = None;
+        loop {
+            let job = self.remote_job(id, who)?;
+            let version = version_of(&job);
+            // The log is read again only when it grew.
+            let len = job
+                .run
+                .as_ref()
+                .and_then(|r| std::fs::metadata(&r.log).ok())
+                .map(|m| m.len());
+            let (lines, next) = if len != log_len {
+                log_len = len;
+                self.remote_job_log(id, who, from, 5000)?
+            } else {
+                (Vec::new(), from)
+            };
+            let now = tokio::time::Instant::now();
+            if seen != Some(version.as_str()) || !lines.is_empty() || now >= deadline {
+                return Ok(RemoteUpdate {
+                    job,
+                    version,
+                    lines,
+                    next,
+                });
+            }
+            // Any event may be this run's (a state, log lines); a job's own steps (approval,
+            // receiving) are looked at twice a second.
+            tokio::select! {
+                _ = events.recv() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
     }
 
     /// Lines `from..` of the job's run log (at most `max`), and the index of the next line.

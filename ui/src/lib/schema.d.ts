@@ -531,6 +531,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/remote/runs/{id}/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The run and its new log lines as soon as either changed since `seen` / `from` (or after
+         *     `wait` seconds with what there is): how the asker follows its run without polling.
+         */
+        get: operations["remote_changes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/remote/runs/{id}/logs": {
         parameters: {
             query?: never;
@@ -1906,6 +1926,19 @@ export interface components {
             name: string;
             url: string;
         };
+        /**
+         * @description What changed about a peer's run since the asker last looked
+         *     (`GET /api/v1/remote/runs/{id}/changes`): answered as soon as anything did.
+         */
+        RemoteUpdate: {
+            job: components["schemas"]["RemoteJob"];
+            /** @description New log lines, from the line asked for. */
+            lines: string[];
+            /** @description The line to ask from next time. */
+            next: number;
+            /** @description A tag of `job` as it is now; sent back as `seen`, it means "tell me when this changes". */
+            version: string;
+        };
         /** @description A file of a snapshot and the blob that holds its bytes. */
         RepoFile: {
             /** @description The blob's name: SHA-256 (64 hex digits) or git blob SHA-1 (40). */
@@ -2005,6 +2038,8 @@ export interface components {
              * @description How the process tree ended, when it did and that is known.
              */
             exit_code?: number | null;
+            /** @description The GPUs (indices on the node that runs it) it holds until it ends. */
+            gpus?: number[];
             /** @description Where the backend keeps it: process group, container id, VM process. */
             handle: components["schemas"]["RunHandle"];
             id: string;
@@ -3555,6 +3590,51 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RemoteJob"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    remote_changes: {
+        parameters: {
+            query?: {
+                /** @description The `version` of the last update seen; absent: answer at once. */
+                seen?: string | null;
+                /** @description The first log line wanted. */
+                from?: number;
+                /** @description Seconds to hold the request while nothing changes (at most 20). */
+                wait?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RemoteUpdate"];
+                };
+            };
+            /** @description a query parameter is missing or malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             404: {

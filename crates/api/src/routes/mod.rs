@@ -88,6 +88,7 @@ pub(crate) fn api() -> OpenApiRouter<Node> {
         .routes(routes!(remote::start))
         .routes(routes!(remote::show, remote::stop))
         .routes(routes!(remote::logs))
+        .routes(routes!(remote::changes))
         .routes(routes!(remote::outputs))
         .routes(routes!(remote::placement))
         .routes(routes!(packages::peer_listing))

@@ -4,7 +4,7 @@
 //!   other machines): start a run here, follow it, read its log, stop it, take its outputs;
 //! - for this node's users: `GET /placement`, where an environment would run best and why.
 
-use aienv_core::run::{RemoteJob, RemoteRunRequest, RunRequest};
+use aienv_core::run::{RemoteJob, RemoteRunRequest, RemoteUpdate, RunRequest};
 use aienv_node::{LogPage, Node};
 use aienv_runtime::placement::Candidate;
 use axum::Json;
@@ -57,6 +57,40 @@ pub async fn stop(
     super::Who(who): super::Who,
 ) -> Result<Json<RemoteJob>, ApiError> {
     Ok(Json(node.stop_remote_job(&id, &who).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ChangesQuery {
+    /// The `version` of the last update seen; absent: answer at once.
+    seen: Option<String>,
+    /// The first log line wanted.
+    #[serde(default)]
+    from: usize,
+    /// Seconds to hold the request while nothing changes (at most 20).
+    #[serde(default = "default_wait")]
+    wait: u64,
+}
+
+fn default_wait() -> u64 {
+    15
+}
+
+/// The run and its new log lines as soon as either changed since `seen` / `from` (or after
+/// `wait` seconds with what there is): how the asker follows its run without polling.
+#[utoipa::path(get, path = "/remote/runs/{id}/changes", operation_id = "remote_changes", tag = "lan",
+    params(("id" = String, Path), ChangesQuery),
+    responses((status = 200, body = RemoteUpdate), (status = 404, body = ErrorBody)))]
+pub async fn changes(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    Query(q): Query<ChangesQuery>,
+    super::Who(who): super::Who,
+) -> Result<Json<RemoteUpdate>, ApiError> {
+    let wait = std::time::Duration::from_secs(q.wait);
+    Ok(Json(
+        node.remote_job_changes(&id, &who, q.seen.as_deref(), q.from, wait)
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
