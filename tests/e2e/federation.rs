@@ -292,6 +292,46 @@ fn refusals_say_why_and_an_approved_run_waits_for_the_owner() {
     );
     drop(closed);
 
+    // `token`: only nodes holding one of its share tokens (the one `aienv clone --token` keeps).
+    let strict = node("strict", &group, TWO_H100, "token");
+    wait_for("the strict node is seen", Duration::from_secs(15), || {
+        laptop
+            .json(&["peers"])
+            .as_array()?
+            .iter()
+            .any(|p| p["name"] == "strict" && p["resources"].is_object())
+            .then_some(())
+    });
+    let out = laptop.cli(&["run", "trainer", "train", "--on", "strict"]);
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("only from nodes holding one of its share tokens"),
+        "{err}"
+    );
+    let theirs = tmp.path().join("theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::fs::write(
+        theirs.join("aienv.toml"),
+        "[workspace]\nname = \"theirs\"\n\n[sharing]\nenabled = true\n",
+    )
+    .unwrap();
+    strict.json(&["workspace", "add", theirs.to_str().unwrap()]);
+    let token = strict.json(&["share", "token", "create", "theirs"]);
+    let clone = laptop.cli(&[
+        "clone",
+        "strict/theirs",
+        "--to",
+        tmp.path().join("theirs-here").to_str().unwrap(),
+        "--token",
+        token["secret"].as_str().unwrap(),
+    ]);
+    assert!(clone.status.success(), "{:?}", text(&clone));
+    let ok = laptop.json(&["run", "trainer", "train", "--on", "strict"]);
+    assert_eq!(ok["state"], "running", "with the token it runs: {ok}");
+    laptop.cli(&["stop", ok["id"].as_str().unwrap()]);
+    drop(strict);
+
     // An unshared workspace cannot reach a peer.
     let owner = node("owner", &group, TWO_H100, "approve");
     wait_for("the owner is seen", Duration::from_secs(15), || {
@@ -366,6 +406,34 @@ fn refusals_say_why_and_an_approved_run_waits_for_the_owner() {
         .to_string();
     let out = laptop.cli(&["stop", &id]);
     assert!(out.status.success(), "{:?}", text(&out));
+    // A no fails the run here with the owner's answer.
+    let denied = std::process::Command::new(&bin)
+        .args([
+            "--node",
+            &laptop.url,
+            "run",
+            "trainer",
+            "train",
+            "--on",
+            "owner",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let request = wait_for("the owner is asked again", Duration::from_secs(15), || {
+        let list = owner.json(&["access", "list"]);
+        list.as_array()?.first().cloned()
+    });
+    let out = owner.cli(&["access", "deny", request["id"].as_str().unwrap()]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let done = denied.wait_with_output().unwrap();
+    let (_, stderr) = text(&done);
+    assert!(!done.status.success());
+    assert!(
+        stderr.contains("the owner of \"owner\" refused to run trainer/train"),
+        "{stderr}"
+    );
     // The owner's audit log has the request and the yes.
     let audit = std::fs::read_to_string(owner.data_dir.join("audit.jsonl")).unwrap();
     assert!(audit.contains("approved by the owner"), "{audit}");
