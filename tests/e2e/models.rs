@@ -299,3 +299,74 @@ fn a_node_with_models_off_refuses_with_cache_off() {
     let err = fails(&l.owner, &["model", "pull", REPO]);
     assert!(err.contains("models = false"), "{err}");
 }
+
+/// An environment that names a model gets it from the LAN before it starts: its command finds
+/// the files in the hub cache, verified, as if they had been downloaded.
+#[test]
+fn an_environment_that_uses_a_model_gets_it_from_a_peer_before_it_starts() {
+    let lan = lan(&[]);
+    let ws = lan._tmp.path().join("uses-model");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(
+        ws.join("aienv.toml"),
+        format!(
+            r#"[workspace]
+name = "uses-model"
+
+[environment.infer]
+kind = "process"
+models = ["{REPO}"]
+command = "cat \"$HF_HUB_CACHE/{FOLDER}/snapshots/$(cat \"$HF_HUB_CACHE/{FOLDER}/refs/main\")/config.json\""
+"#
+        ),
+    )
+    .unwrap();
+    lan.puller.json(&["workspace", "add", ws.to_str().unwrap()]);
+    let run = lan.puller.json(&["run", "uses-model", "infer"]);
+    let id = run["id"].as_str().unwrap().to_string();
+    let run = wait_for("the run ends", SOON, || {
+        let runs = lan.puller.json(&["runs"]);
+        let r = runs
+            .as_array()?
+            .iter()
+            .find(|r| r["id"] == id.as_str())?
+            .clone();
+        (r["state"] == "exited" || r["state"] == "failed").then_some(r)
+    });
+    assert_eq!(run["state"], "exited", "{run}");
+    let log = text(&lan.puller.cli(&["logs", &id])).0;
+    assert!(log.contains("\"model_type\": \"llama\""), "{log}");
+    assert!(
+        run["notes"].as_array().unwrap().iter().any(|n| n
+            .as_str()
+            .unwrap()
+            .contains("from owner (3 of 3 files fetched, verified)")),
+        "{run}"
+    );
+    assert!(lan.puller_hub.join(FOLDER).join("refs/main").exists());
+    // A model nobody has: the run still starts, and its notes say where it will come from.
+    std::fs::write(
+        ws.join("aienv.toml"),
+        r#"[workspace]
+name = "uses-model"
+
+[environment.infer]
+kind = "process"
+models = ["acme/nobody-has-this"]
+command = "true"
+"#,
+    )
+    .unwrap();
+    let run = wait_for("the manifest is read again", SOON, || {
+        let out = lan.puller.cli(&["--json", "run", "uses-model", "infer"]);
+        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["notes"]
+            .to_string()
+            .contains("nobody-has-this")
+            .then_some(v)
+    });
+    assert!(
+        run["notes"].to_string().contains("is not on the LAN"),
+        "{run}"
+    );
+}

@@ -305,6 +305,11 @@ pub struct Environment {
     /// up and before its command's tools; a failing one fails the start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub setup: Vec<String>,
+    /// Hugging Face models it uses (`ORG/NAME`, or `ORG/NAME@REVISION`): before it starts, the node
+    /// brings each one missing here from a peer's cache (verified), so the tool finds it without
+    /// a download from the hub.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
     /// What a batch run produces (files or folders, relative to the workspace): `aienv submit`
     /// copies them back to the node that submitted it when the run ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -362,6 +367,7 @@ impl Environment {
             python: None,
             setup: Vec::new(),
             outputs: Vec::new(),
+            models: Vec::new(),
             command: None,
             image: None,
             build: None,

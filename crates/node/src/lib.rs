@@ -30,6 +30,7 @@ mod peer_access;
 mod reload;
 mod remote;
 mod remote_serve;
+mod run_models;
 mod runs;
 mod settings;
 mod setup_watch;

@@ -241,6 +241,11 @@ impl Node {
         plan.python.index = self.package_index_url();
         let (watch, progress) = self.watch_setup(&id, &plan.log);
         plan.python.progress = Some(progress);
+        if !plan.env.models.is_empty() {
+            let notes = self.ensure_models(&id, &plan.env).await;
+            self.update_run(&id, |r| r.notes.extend(notes));
+        }
+
         let started = self.inner.backends.start(&plan, &machine).await;
         let follower = watch.finish().await;
         let (running, notes) = match started {

@@ -1329,6 +1329,12 @@ export interface components {
              * @description container, vm: memory limit or size.
              */
             memory_gb?: number | null;
+            /**
+             * @description Hugging Face models it uses (`ORG/NAME`, or `ORG/NAME@REVISION`): before it starts, the node
+             *     brings each one missing here from a peer's cache (verified), so the tool finds it without
+             *     a download from the hub.
+             */
+            models?: string[];
             /** @description The table's key in the manifest. */
             name: string;
             /**

@@ -73,6 +73,8 @@ pub(super) struct RawEnvironment {
     pub setup: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     pub outputs: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub models: Vec<Spanned<String>>,
     pub command: Option<String>,
     pub image: Option<Spanned<String>>,
     pub build: Option<Spanned<ImageBuild>>,

@@ -205,6 +205,29 @@ impl Validator<'_> {
         for output in &e.outputs {
             self.relative_path("output", output)?;
         }
+        for model in &e.models {
+            let (repo, rev) = model
+                .get_ref()
+                .split_once('@')
+                .unwrap_or((model.get_ref(), "main"));
+            let ok = |s: &str| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            };
+            let good = repo.split_once('/').is_some_and(|(o, n)| ok(o) && ok(n))
+                && !rev.is_empty()
+                && !rev.contains(char::is_whitespace);
+            if !good {
+                return Err(self.at(
+                    model.span().start,
+                    format!(
+                        "model {:?} is not ORG/NAME or ORG/NAME@REVISION (a Hugging Face repo id)",
+                        model.get_ref()
+                    ),
+                ));
+            }
+        }
         self.only_for(
             &ctx,
             e.kind,
@@ -396,6 +419,7 @@ impl Validator<'_> {
             python: e.python.map(Spanned::into_inner),
             setup: e.setup.map(Spanned::into_inner).unwrap_or_default(),
             outputs: e.outputs.into_iter().map(Spanned::into_inner).collect(),
+            models: e.models.into_iter().map(Spanned::into_inner).collect(),
             command: e.command,
             image: e.image.map(Spanned::into_inner),
             build: e.build.map(Spanned::into_inner),
