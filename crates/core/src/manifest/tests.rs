@@ -623,3 +623,26 @@ fn python_variants_that_break_the_rules_are_refused_with_what_to_do() {
     let e = with("cuda = \"12.4\"", "cuda = \"12.4\"\ngpu = \"a100\"");
     assert!(e.contains("gpu"), "{e}");
 }
+
+#[test]
+fn models_and_outputs_are_checked_where_they_are_written() {
+    let base = "[workspace]\nname = \"w\"\n\n[environment.e]\nkind = \"process\"\n";
+    let ok = parse(
+        &format!("{base}models = [\"acme/tiny-llm\", \"acme/x.y@v1.0\"]\noutputs = [\"out/\"]\n"),
+        file(),
+    )
+    .unwrap();
+    let env = &ok.environments[0];
+    assert_eq!(env.models, ["acme/tiny-llm", "acme/x.y@v1.0"]);
+    assert_eq!(env.outputs, ["out/"]);
+    let text = format!("{base}models = [\"tiny-llm\"]\n");
+    let e = err(&text);
+    assert!(
+        e.message
+            .contains("\"tiny-llm\" is not ORG/NAME or ORG/NAME@REVISION"),
+        "{e}"
+    );
+    assert_eq!((e.line, e.column), position_of(&text, "\"tiny-llm\""));
+    let e = err(&format!("{base}outputs = [\"../elsewhere\"]\n"));
+    assert!(e.message.contains("output"), "{e}");
+}
