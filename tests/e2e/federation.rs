@@ -270,6 +270,23 @@ fn a_run_goes_to_the_peer_with_the_gpus_and_its_link_log_and_stop_work_from_here
     drop(small);
 }
 
+/// `aienv run trainer train --on OWNER` from `laptop`, left waiting, and the request it put
+/// before `owner`.
+fn run_waiting_for(laptop: &TestNode, owner: &TestNode) -> (std::process::Child, Value) {
+    let waiting = std::process::Command::new(aienv_e2e::aienv_bin())
+        .args(["--node", &laptop.url, "run", "trainer", "train", "--on"])
+        .arg(&owner.name)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let request = wait_for("the owner is asked", Duration::from_secs(15), || {
+        let list = owner.json(&["access", "list"]);
+        list.as_array()?.first().cloned()
+    });
+    (waiting, request)
+}
+
 #[test]
 fn refusals_say_why_and_an_approved_run_waits_for_the_owner() {
     let tmp = tempfile::tempdir().unwrap();
@@ -358,25 +375,7 @@ fn refusals_say_why_and_an_approved_run_waits_for_the_owner() {
     assert!(err.contains("share it first"), "{err}");
 
     // `approve`: the run waits until the owner of that node says yes.
-    let bin = aienv_e2e::aienv_bin();
-    let waiting = std::process::Command::new(&bin)
-        .args([
-            "--node",
-            &laptop.url,
-            "run",
-            "trainer",
-            "train",
-            "--on",
-            "owner",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let request = wait_for("the owner is asked", Duration::from_secs(15), || {
-        let list = owner.json(&["access", "list"]);
-        list.as_array()?.first().cloned()
-    });
+    let (waiting, request) = run_waiting_for(&laptop, &owner);
     assert!(
         request["workspace"]
             .as_str()
@@ -407,24 +406,7 @@ fn refusals_say_why_and_an_approved_run_waits_for_the_owner() {
     let out = laptop.cli(&["stop", &id]);
     assert!(out.status.success(), "{:?}", text(&out));
     // A no fails the run here with the owner's answer.
-    let denied = std::process::Command::new(&bin)
-        .args([
-            "--node",
-            &laptop.url,
-            "run",
-            "trainer",
-            "train",
-            "--on",
-            "owner",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let request = wait_for("the owner is asked again", Duration::from_secs(15), || {
-        let list = owner.json(&["access", "list"]);
-        list.as_array()?.first().cloned()
-    });
+    let (denied, request) = run_waiting_for(&laptop, &owner);
     let out = owner.cli(&["access", "deny", request["id"].as_str().unwrap()]);
     assert!(out.status.success(), "{:?}", text(&out));
     let done = denied.wait_with_output().unwrap();
