@@ -120,17 +120,6 @@ fn write_repo(hub: &Path) {
     }
 }
 
-/// The failure message of a CLI command that must fail.
-fn fails(n: &TestNode, args: &[&str]) -> String {
-    let out = n.cli(args);
-    assert!(
-        !out.status.success(),
-        "{args:?} should fail: {:?}",
-        text(&out)
-    );
-    text(&out).1
-}
-
 /// Every file name under `dir`, recursively (links not followed).
 fn names_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -232,7 +221,7 @@ fn a_model_is_pulled_from_a_peer_verified_into_the_hub_layout_and_only_once() {
     assert_eq!(body["error"]["code"], "peer_unknown", "{body}");
 
     // A repo nobody has: the message names the peers asked.
-    let err = fails(&l.puller, &["model", "pull", "acme/missing"]);
+    let err = l.puller.fails(&["model", "pull", "acme/missing"]);
     assert!(
         err.contains("no peer has acme/missing") && err.contains("\"owner\" does not have it"),
         "{err}"
@@ -249,7 +238,7 @@ fn a_blob_changed_on_the_owner_is_refused_and_nothing_of_it_is_kept() {
     changed[1 << 20] ^= 0xff;
     std::fs::write(l.owner_hub.join(FOLDER).join("blobs").join(&blob), &changed).unwrap();
 
-    let err = fails(&l.puller, &["model", "pull", REPO, "--from", "owner"]);
+    let err = l.puller.fails(&["model", "pull", REPO, "--from", "owner"]);
     assert!(
         err.contains(WEIGHTS) && err.contains(&blob),
         "names the file and its hash: {err}"
@@ -283,7 +272,7 @@ fn a_blob_changed_on_the_owner_is_refused_and_nothing_of_it_is_kept() {
 #[test]
 fn a_node_with_models_off_refuses_with_cache_off() {
     let l = lan(&["--no-lan-cache"]);
-    let err = fails(&l.puller, &["model", "pull", REPO, "--from", "owner"]);
+    let err = l.puller.fails(&["model", "pull", REPO, "--from", "owner"]);
     assert!(
         err.contains("does not serve models") && err.contains("models = false"),
         "{err}"
@@ -296,7 +285,7 @@ fn a_node_with_models_off_refuses_with_cache_off() {
         "{list}"
     );
     // The owner with the cache off does not pull either.
-    let err = fails(&l.owner, &["model", "pull", REPO]);
+    let err = l.owner.fails(&["model", "pull", REPO]);
     assert!(err.contains("models = false"), "{err}");
 }
 

@@ -16,17 +16,6 @@ fn ok(n: &TestNode, args: &[&str]) -> String {
     text(&out).0
 }
 
-/// The failure message of a CLI command that must fail.
-fn fails(n: &TestNode, args: &[&str]) -> String {
-    let out = n.cli(args);
-    assert!(
-        !out.status.success(),
-        "{args:?} should fail: {:?}",
-        text(&out)
-    );
-    text(&out).1
-}
-
 struct Lab {
     src: TestNode,
     dst: TestNode,
@@ -61,17 +50,14 @@ impl Lab {
     fn refused_with(&self, ws: &str, to: &str, token: &str) -> String {
         let to = self.target(to);
         let source = format!("src/{ws}");
-        fails(
-            &self.dst,
-            &[
-                "clone",
-                &source,
-                "--to",
-                to.to_str().unwrap(),
-                "--token",
-                token,
-            ],
-        )
+        self.dst.fails(&[
+            "clone",
+            &source,
+            "--to",
+            to.to_str().unwrap(),
+            "--token",
+            token,
+        ])
     }
 }
 
@@ -86,7 +72,9 @@ fn finished(n: &TestNode, id: &str) -> Value {
 fn a_token_share_needs_a_valid_token_and_the_audit_log_says_who_got_in() {
     let l = lab("token", &[]);
     let to = l.target("c1");
-    let err = fails(&l.dst, &["clone", "src/proj", "--to", to.to_str().unwrap()]);
+    let err = l
+        .dst
+        .fails(&["clone", "src/proj", "--to", to.to_str().unwrap()]);
     assert!(
         err.contains("with a token") && err.contains("aienv share token create proj"),
         "{err}"
@@ -452,15 +440,12 @@ fn peers_talk_tls_with_pinned_certificates_and_refuse_impostors() {
         let p = peer_of(&dst, &src_id)?;
         (p["port"].as_u64() == mitm_port.parse().ok()).then_some(())
     });
-    let err = fails(
-        &dst,
-        &[
-            "clone",
-            "src/proj",
-            "--to",
-            tmp.path().join("m").to_str().unwrap(),
-        ],
-    );
+    let err = dst.fails(&[
+        "clone",
+        "src/proj",
+        "--to",
+        tmp.path().join("m").to_str().unwrap(),
+    ]);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     keep_luring.join().unwrap();
     std::process::Command::new("kill")

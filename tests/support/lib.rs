@@ -138,6 +138,17 @@ impl TestNode {
         cli_with_env(args, &[("AIENV_DATA_DIR", self.data_dir.as_os_str())])
     }
 
+    /// The failure message of a CLI command that must fail.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            !out.status.success(),
+            "{args:?} should fail: {:?}",
+            text(&out)
+        );
+        text(&out).1
+    }
+
     /// `aienv ARGS --json` against this node, parsed.
     pub fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();

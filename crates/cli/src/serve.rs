@@ -51,7 +51,7 @@ pub struct ServeArgs {
     wheel_dirs: Vec<PathBuf>,
     /// Which peers may read this node's LAN cache (packages and models): `peers` (nodes it
     /// knows, the default), `token` (those holding one of its share tokens) or `open`.
-    #[arg(long, env = "AIENV_CACHE_ACCESS", value_name = "peers|token|open", value_parser = parse_cache_access)]
+    #[arg(long, env = "AIENV_CACHE_ACCESS", value_name = "peers|token|open", value_parser = |s: &str| parse_plain::<CacheAccess>(s, "peers, token or open"))]
     cache_access: Option<CacheAccess>,
     /// Neither serve nor use the LAN cache (packages and models); builds use the installers' own
     /// index settings.
@@ -59,30 +59,15 @@ pub struct ServeArgs {
     no_lan_cache: bool,
     /// Who may start runs on this node from another: `off`, `approve` (you say yes to each, the
     /// default), `peers` (nodes it knows), `token` (those holding one of its share tokens), `open`.
-    #[arg(long, env = "AIENV_REMOTE_RUNS", value_name = "off|approve|peers|token|open", value_parser = parse_remote_access)]
+    #[arg(long, env = "AIENV_REMOTE_RUNS", value_name = "off|approve|peers|token|open", value_parser = |s: &str| parse_plain::<RemoteAccess>(s, "off, approve, peers, token or open"))]
     remote_runs: Option<RemoteAccess>,
 }
 
-fn parse_remote_access(s: &str) -> Result<RemoteAccess, String> {
-    match s {
-        "off" => Ok(RemoteAccess::Off),
-        "approve" => Ok(RemoteAccess::Approve),
-        "peers" => Ok(RemoteAccess::Peers),
-        "token" => Ok(RemoteAccess::Token),
-        "open" => Ok(RemoteAccess::Open),
-        _ => Err(format!(
-            "{s:?}: expected off, approve, peers, token or open"
-        )),
-    }
-}
-
-fn parse_cache_access(s: &str) -> Result<CacheAccess, String> {
-    match s {
-        "peers" => Ok(CacheAccess::Peers),
-        "token" => Ok(CacheAccess::Token),
-        "open" => Ok(CacheAccess::Open),
-        _ => Err(format!("{s:?}: expected peers, token or open")),
-    }
+/// A setting's value as config.toml spells it (`peers`, `approve`...), with the choices in the
+/// error.
+fn parse_plain<T: serde::de::DeserializeOwned>(s: &str, choices: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .map_err(|_| format!("{s:?}: expected {choices}"))
 }
 
 /// `--api-key generate`: make a key, save it in config.toml, and show it once.

@@ -59,6 +59,37 @@ impl Node {
         }
     }
 
+    /// Whether `who` proved it is the node it names: its certificate is the one known for it
+    /// (with `plain_peers`, being in the peer table is all there is). The LAN cache and remote
+    /// runs admit such nodes.
+    pub(crate) fn verified(&self, who: &Requester) -> bool {
+        let known = self.known_cert(who);
+        if who.cert.is_some() && known == who.cert {
+            return true;
+        }
+        self.inner.config.plain_peers
+            && who
+                .peer_id
+                .as_deref()
+                .is_some_and(|id| self.peers().iter().any(|p| p.id == id))
+    }
+
+    /// The workspace of this node's that `who` holds a valid share token for, if any (what the
+    /// `token` modes of the LAN cache and of remote runs ask for).
+    pub(crate) fn token_workspace(&self, who: &Requester) -> Option<String> {
+        self.workspaces()
+            .into_iter()
+            .find(|w| {
+                matches!(
+                    self.inner
+                        .tokens
+                        .check(&w.id, who.token.as_deref(), who.cert.as_deref()),
+                    TokenCheck::Valid(_)
+                )
+            })
+            .map(|w| w.name)
+    }
+
     /// The certificate this node knows for the node `who` names, pinned or announced.
     pub(crate) fn known_cert(&self, who: &Requester) -> Option<String> {
         let id = who.peer_id.as_deref()?;

@@ -81,7 +81,10 @@ impl Node {
                     held: held.contains(&g.index),
                 })
                 .collect(),
-            runs: self.runs().iter().filter(|r| !r.state.is_final()).count() as u32,
+            runs: lock(&self.inner.runs)
+                .values()
+                .filter(|r| !r.state.is_final())
+                .count() as u32,
             accepts_runs: self.inner.config.remote_runs.access
                 != aienv_core::config::RemoteAccess::Off,
         }

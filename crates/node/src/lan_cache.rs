@@ -54,7 +54,7 @@ impl Node {
                 ),
             })
         } else {
-            self.check_cache_access(cfg.access, who, known, verified)
+            self.check_cache_access(cfg.access, who, known)
         };
         let (allowed, why) = match &verdict {
             Ok(why) => (true, why.clone()),
@@ -69,18 +69,12 @@ impl Node {
         access: CacheAccess,
         who: &Requester,
         known: Option<String>,
-        verified: bool,
     ) -> Result<String> {
         if access == CacheAccess::Open {
             return Ok("open cache".into());
         }
-        super::access::check_identity(who, known.clone())?;
-        let plain_known = self.inner.config.plain_peers
-            && who
-                .peer_id
-                .as_deref()
-                .is_some_and(|id| self.peers().iter().any(|p| p.id == id));
-        if !verified && !plain_known {
+        super::access::check_identity(who, known)?;
+        if !self.verified(who) {
             return Err(NodeError::Denied {
                 code: "peer_unknown",
                 message: format!(
@@ -94,18 +88,7 @@ impl Node {
         if access == CacheAccess::Peers {
             return Ok("known peer".into());
         }
-        let token = self
-            .workspaces()
-            .into_iter()
-            .find(|w| {
-                matches!(
-                    self.inner
-                        .tokens
-                        .check(&w.id, who.token.as_deref(), who.cert.as_deref()),
-                    aienv_trust::TokenCheck::Valid(_)
-                )
-            })
-            .map(|w| w.name);
+        let token = self.token_workspace(who);
         match token {
             Some(ws) => Ok(format!("known peer with a token for {ws:?}")),
             None => Err(NodeError::Denied {

@@ -440,14 +440,7 @@ impl Node {
             });
         }
         if access == RemoteAccess::Token {
-            let has = self.workspaces().iter().any(|w| {
-                matches!(
-                    self.inner
-                        .tokens
-                        .check(&w.id, who.token.as_deref(), who.cert.as_deref()),
-                    aienv_trust::TokenCheck::Valid(_)
-                )
-            });
+            let has = self.token_workspace(who).is_some();
             if !has {
                 return Err(NodeError::Denied {
                     code: "token_required",
@@ -459,20 +452,6 @@ impl Node {
             }
         }
         Ok(())
-    }
-
-    /// Whether `who` proved it is the node it names: its certificate is the one known for it
-    /// (with `plain_peers`, being in the peer table is all there is).
-    pub(crate) fn verified(&self, who: &Requester) -> bool {
-        let known = self.known_cert(who);
-        if who.cert.is_some() && known == who.cert {
-            return true;
-        }
-        self.inner.config.plain_peers
-            && who
-                .peer_id
-                .as_deref()
-                .is_some_and(|id| self.peers().iter().any(|p| p.id == id))
     }
 
     /// Where a peer's run listens: the address this node serves on, or, when it serves on every
